@@ -1,0 +1,74 @@
+# Haystack Serverless — every target sets up what it needs (the virtualenv is .venv/).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13: use it locally when this machine has it (PATH or pyenv), else python3.
+PYTHON ?= $(shell for c in python3.13 "$$(PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null)" python3; do \
+            [ -n "$$c" ] && "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v "$$c"; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+EVENT ?= events/api-query.json
+SNAPSHOT := data/stdlib.snapshot
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CONFIG_ENV ?= default
+
+export PYTHONPATH := $(CURDIR)/src
+export HAYSTACK_TELEMETRY_ENABLED := False
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv run invoke test lint format index validate build deploy clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: layers/deps/requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "need Python >= 3.11 (3.13 preferred)"; exit 1; }
+	@echo "setting up $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed ## Create .venv/ with runtime and development dependencies
+
+$(SNAPSHOT): $(VENV)/.installed src/core/corpus.py src/core/indexing.py src/core/embedding.py src/core/snapshot.py
+	$(PY) -m core.indexing --output $@
+
+index: $(VENV)/.installed ## Build the embedded store snapshot (data/stdlib.snapshot) from the default corpus
+	$(PY) -m core.indexing --output $(SNAPSHOT)
+
+run: $(VENV)/.installed $(SNAPSHOT) ## Serve the API on http://127.0.0.1:$(PORT) (PORT= overrides)
+	$(VENV)/bin/uvicorn handlers.api:app --host 127.0.0.1 --port $(PORT) --no-access-log
+
+invoke: $(VENV)/.installed $(SNAPSHOT) ## Run the Lambda handler in-process with EVENT=events/....json
+	@$(PY) scripts/invoke.py $(EVENT)
+
+lint: $(VENV)/.installed ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: $(VENV)/.installed $(SNAPSHOT) lint ## Lint, then run the whole test suite
+	$(VENV)/bin/pytest
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0
+	@touch $@
+
+validate: $(VENV)/.installed ## Lint the SAM template (cfn-lint, offline)
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/cfn-lint template.yaml
+
+build: $(SAM_VENV)/.installed $(SNAPSHOT) ## sam build (needs python3.13 on PATH; see README)
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --config-env $(SAM_CONFIG_ENV)
+
+deploy: build ## sam deploy --config-env $(SAM_CONFIG_ENV)
+	$(SAM) deploy --config-env $(SAM_CONFIG_ENV)
+
+clean: ## Remove build outputs (keeps .venv/)
+	rm -rf .aws-sam dist .pytest_cache .ruff_cache

@@ -1,0 +1,176 @@
+"""The FastAPI application: routes, validation and the error model, built around a ``Runtime``.
+
+Example:
+    >>> from fastapi.testclient import TestClient
+    >>> app = create_app(build_runtime(load_settings()))
+    >>> TestClient(app).get("/health").json()["status"]
+    'ok'
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the per-pipeline request models from the
+# route functions' annotations, which are local to `_add_pipeline_route`.
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from core.errors import ApiError, install_error_handlers
+from core.middleware import RequestContextMiddleware
+from core.pipelines import ServedPipeline
+from core.readiness import run_checks
+from core.runtime import Runtime
+from core.schemas import ErrorBody, QueryRequest, QueryResponse
+from core.service import answer_query, get_pipeline, run_pipeline
+
+logger = logging.getLogger("core.app")
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "Malformed request (e.g. invalid JSON)."},
+    404: {"model": ErrorBody, "description": "Unknown pipeline."},
+    422: {"model": ErrorBody, "description": "Request does not match the schema."},
+    500: {"model": ErrorBody, "description": "Internal error."},
+    502: {"model": ErrorBody, "description": "The chat generator failed."},
+    503: {"model": ErrorBody, "description": "The pipeline cannot run here (e.g. no generator configured)."},
+}
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str = Field(description="Always `ok` when the process answers.")
+
+
+class Check(BaseModel):
+    """One readiness check."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    """Readiness: every check and the overall verdict."""
+
+    status: str = Field(description="`ready` or `not_ready`.")
+    checks: list[Check]
+
+
+class PipelineInfo(BaseModel):
+    """A served pipeline."""
+
+    name: str
+    description: str
+    version: str = Field(description="First 12 hex digits of the SHA-256 of the YAML file.")
+    available: bool = Field(description="Whether `POST /pipelines/{name}/run` can run it.")
+    unavailable_reason: str | None = None
+    input_schema: dict[str, Any] = Field(description="JSON schema of the run request body.")
+    outputs: list[str] = Field(description="Names of the run response fields.")
+
+
+class PipelineList(BaseModel):
+    """``GET /pipelines``."""
+
+    pipelines: list[PipelineInfo]
+
+
+def _add_pipeline_route(router: APIRouter, runtime: Runtime, served: ServedPipeline) -> None:
+    request_model = served.request_model
+
+    def run(body: request_model) -> dict[str, Any]:
+        pipeline = get_pipeline(runtime, served.name)
+        values = {name: getattr(body, name) for name in body.model_fields_set}
+        outputs, _ = run_pipeline(pipeline, values)
+        return outputs
+
+    router.add_api_route(
+        f"/pipelines/{served.name}/run",
+        run,
+        methods=["POST"],
+        response_model=served.response_model,
+        operation_id=f"run_{served.name.replace('-', '_')}",
+        summary=f"Run the {served.name!r} pipeline",
+        description=served.description,
+        responses=ERRORS,
+        tags=["pipelines"],
+    )
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the application for ``runtime``."""
+    app = FastAPI(
+        title="Haystack Serverless",
+        version="0.1.0",
+        description="Haystack YAML pipelines served from AWS Lambda.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    router = APIRouter()
+
+    @router.get("/health", response_model=Health, operation_id="health", summary="Liveness", tags=["service"])
+    def health() -> Health:
+        return Health(status="ok")
+
+    @router.get(
+        "/ready",
+        response_model=Readiness,
+        operation_id="ready",
+        summary="Readiness: pipelines, store and configured dependencies",
+        responses={503: {"model": Readiness, "description": "A check failed."}},
+        tags=["service"],
+    )
+    def ready() -> JSONResponse:
+        checks = run_checks(runtime)
+        ok = all(c.ok for c in checks)
+        body = Readiness(
+            status="ready" if ok else "not_ready",
+            checks=[Check(name=c.name, ok=c.ok, detail=c.detail) for c in checks],
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @router.get(
+        "/pipelines", response_model=PipelineList, operation_id="list_pipelines", summary="List pipelines",
+        tags=["pipelines"],
+    )
+    def list_pipelines() -> PipelineList:
+        return PipelineList(
+            pipelines=[
+                PipelineInfo(
+                    name=p.name,
+                    description=p.description,
+                    version=p.version,
+                    available=p.available,
+                    unavailable_reason=p.unavailable,
+                    input_schema=p.input_schema(),
+                    outputs=list(p.outputs),
+                )
+                for p in runtime.pipelines.values()
+            ]
+        )
+
+    for served in runtime.pipelines.values():
+        _add_pipeline_route(router, runtime, served)
+
+    @router.post(
+        "/pipelines/{name}/run", include_in_schema=False, responses=ERRORS
+    )
+    def run_unknown(name: str) -> None:
+        raise ApiError(404, "not_found", f"no pipeline named {name!r}; GET /pipelines lists them")
+
+    @router.post(
+        "/query",
+        response_model=QueryResponse,
+        operation_id="query",
+        summary="Answer a query: `rag` when a generator is configured, else `search`",
+        responses=ERRORS,
+        tags=["query"],
+    )
+    def query(body: QueryRequest) -> QueryResponse:
+        return answer_query(runtime, body)
+
+    app.include_router(router)
+    return app

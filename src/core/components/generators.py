@@ -1,0 +1,74 @@
+"""A chat generator slot that settings fill, so one YAML serves Bedrock, OpenAI-compatible servers or none.
+
+In YAML the slot carries only generation options::
+
+    llm:
+      type: core.components.generators.ConfiguredChatGenerator
+      init_parameters: {generation_kwargs: {maxTokens: 512}}
+
+The pipeline loader (``core.pipelines``) hands it the backend chosen by ``GENERATOR``
+(``core.generators.build_chat_generator``). Without a backend the slot reports itself unavailable
+at warm-up, and the pipeline is listed but not runnable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from haystack import component, default_to_dict
+from haystack.dataclasses import ChatMessage
+
+
+class GeneratorNotConfiguredError(RuntimeError):
+    """No chat generator is configured (``GENERATOR=none``)."""
+
+
+class GeneratorError(RuntimeError):
+    """The configured chat generator failed to answer."""
+
+
+@component
+class ConfiguredChatGenerator:
+    """Delegates to the chat generator chosen by settings.
+
+    Args:
+        generation_kwargs: Options passed to the backend on every call (backend-specific names).
+        backend: The chat generator to delegate to; injected by the pipeline loader, not serialised.
+    """
+
+    def __init__(self, generation_kwargs: dict[str, Any] | None = None, backend: Any = None) -> None:
+        self.generation_kwargs = generation_kwargs or {}
+        self.backend = backend
+        self._warm = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise the slot (the backend is configuration, not part of the pipeline)."""
+        return default_to_dict(self, generation_kwargs=self.generation_kwargs)
+
+    def warm_up(self) -> None:
+        """Warm the backend up (creates its client).
+
+        Raises:
+            GeneratorNotConfiguredError: No backend is configured.
+        """
+        if self.backend is None:
+            raise GeneratorNotConfiguredError("no chat generator configured (GENERATOR=none)")
+        if not self._warm and hasattr(self.backend, "warm_up"):
+            self.backend.warm_up()
+        self._warm = True
+
+    @component.output_types(replies=list[ChatMessage])
+    def run(self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Generate replies to ``messages``.
+
+        Raises:
+            GeneratorNotConfiguredError: No backend is configured.
+            GeneratorError: The backend failed.
+        """
+        self.warm_up()
+        kwargs = {**self.generation_kwargs, **(generation_kwargs or {})}
+        try:
+            result = self.backend.run(messages=messages, generation_kwargs=kwargs or None)
+        except Exception as exc:
+            raise GeneratorError(f"{type(self.backend).__name__} failed: {type(exc).__name__}") from exc
+        return {"replies": result["replies"]}

@@ -1,0 +1,67 @@
+"""Everything a container builds once at init, in order: settings → store → generator → pipelines.
+
+The handler builds one ``Runtime`` at module scope; tests build their own with other settings or a
+prepared store. ``init_timings_ms`` records how long each stage took.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.generators import build_chat_generator
+from core.pipelines import ServedPipeline, load_pipelines
+from core.settings import Settings
+from core.store import LoadedStore, load_store
+
+logger = logging.getLogger("core.runtime")
+
+
+@dataclass
+class Runtime:
+    """Process-wide objects shared by every warm invocation."""
+
+    settings: Settings
+    store: LoadedStore
+    chat_generator: Any | None
+    pipelines: dict[str, ServedPipeline]
+    init_timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    store: LoadedStore | None = None,
+    chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator,
+) -> Runtime:
+    """Build the runtime; ``store`` and ``chat_generator_factory`` let tests supply their own.
+
+    Raises:
+        core.snapshot.SnapshotError: The store snapshot is missing or invalid.
+        core.pipelines.PipelineLoadError: A pipeline file is invalid.
+    """
+    timings: dict[str, float] = {}
+
+    def timed(stage: str, build: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        value = build()
+        timings[stage] = round((time.perf_counter() - started) * 1000, 1)
+        return value
+
+    loaded = store or timed("store_ms", lambda: load_store(settings))
+    generator = timed("generator_ms", lambda: chat_generator_factory(settings))
+    pipelines = timed(
+        "pipelines_ms",
+        lambda: load_pipelines(settings.pipelines_dir, loaded.store, generator, settings.max_query_chars),
+    )
+    runtime = Runtime(settings, loaded, generator, pipelines, timings)
+    logger.info(
+        "runtime ready: %d documents, pipelines %s, timings %s",
+        loaded.store.count_documents(),
+        {name: ("ok" if p.available else p.unavailable) for name, p in pipelines.items()},
+        timings,
+    )
+    return runtime

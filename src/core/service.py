@@ -1,0 +1,97 @@
+"""The query flow between the routes and the pipelines: choose, run, map failures to API errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from haystack.core.errors import PipelineRuntimeError
+from haystack.errors import FilterError
+
+from core.components.generators import GeneratorError, GeneratorNotConfiguredError
+from core.errors import ApiError
+from core.pipelines import ServedPipeline
+from core.runtime import Runtime
+from core.schemas import QueryRequest, QueryResponse
+
+logger = logging.getLogger("core.service")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def get_pipeline(runtime: Runtime, name: str) -> ServedPipeline:
+    """The named pipeline, ready to run.
+
+    Raises:
+        ApiError: 404 when no such pipeline is loaded, 503 when it cannot run.
+    """
+    served = runtime.pipelines.get(name)
+    if served is None:
+        raise ApiError(404, "not_found", f"no pipeline named {name!r}; GET /pipelines lists them")
+    if not served.available:
+        raise ApiError(503, "pipeline_unavailable", f"pipeline {name!r} is unavailable: {served.unavailable}")
+    return served
+
+
+def run_pipeline(served: ServedPipeline, values: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """Run and time a pipeline.
+
+    Returns:
+        The public outputs and the elapsed milliseconds.
+
+    Raises:
+        ApiError: 400 for a filter the store rejects, 502 when the generator fails, 503 when it is
+        not configured. Anything else propagates (logged, answered as a 500).
+    """
+    started = time.perf_counter()
+    try:
+        outputs = served.run(values)
+    except PipelineRuntimeError as exc:
+        for cause in _causes(exc):
+            if isinstance(cause, FilterError):
+                raise ApiError(400, "invalid_filters", f"filters rejected: {cause}") from None
+            if isinstance(cause, GeneratorNotConfiguredError):
+                raise ApiError(503, "pipeline_unavailable", str(cause)) from None
+            if isinstance(cause, GeneratorError):
+                logger.warning("generator failed in %s: %s", served.name, cause.__cause__ or cause)
+                raise ApiError(502, "generator_error", "the chat generator failed to answer") from None
+        raise
+    return outputs, round((time.perf_counter() - started) * 1000, 2)
+
+
+def query_pipeline_name(runtime: Runtime) -> str:
+    """``rag`` when a generator is configured, else ``search``."""
+    return "search" if runtime.settings.generator == "none" else "rag"
+
+
+def answer_query(runtime: Runtime, request: QueryRequest) -> QueryResponse:
+    """Run ``POST /query``."""
+    if len(request.text) > runtime.settings.max_query_chars:
+        raise ApiError(
+            422, "validation_error", f"text: at most {runtime.settings.max_query_chars} characters are accepted"
+        )
+    name = query_pipeline_name(runtime)
+    served = get_pipeline(runtime, name)
+    values = {
+        "query": request.text,
+        "top_k": request.top_k or runtime.settings.default_top_k,
+        "filters": request.filters,
+    }
+    outputs, elapsed_ms = run_pipeline(served, {k: v for k, v in values.items() if k in served.inputs})
+    replies = outputs.get("replies") or []
+    return QueryResponse(
+        query=request.text,
+        answer=replies[0].get("text") if replies else None,
+        documents=outputs.get("documents") or [],
+        pipeline=name,
+        cached=False,
+        execution_time_ms=elapsed_ms,
+    )

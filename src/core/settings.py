@@ -1,0 +1,133 @@
+"""Every setting of the service: one model, environment variables only.
+
+An explicit argument beats the environment, which beats the default (``Settings(generator="none")``
+in tests). Field names are the environment variable names, lower-cased. The README's settings table
+lists the same fields; ``tests/unit/test_settings.py`` checks that it does.
+
+Example:
+    >>> import os
+    >>> os.environ["GENERATOR"] = "none"
+    >>> load_settings().generator
+    'none'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CODE_ROOT = Path(__file__).resolve().parent.parent
+"""``src/`` in a checkout, ``/var/task`` in Lambda."""
+
+
+def bundled_path(name: str) -> Path:
+    """A file or folder shipped with the code.
+
+    In the Lambda artifact it sits beside ``core/``; in a checkout, at the repository root.
+    """
+    beside = CODE_ROOT / name
+    return beside if beside.exists() else CODE_ROOT.parent / name
+
+
+class SettingsError(ValueError):
+    """Invalid or missing settings; the message is one line naming the variables."""
+
+
+class Settings(BaseSettings):
+    """Service settings, read from the environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    pipelines_dir: Path = Field(
+        default_factory=lambda: bundled_path("pipelines"),
+        description="Folder of Haystack YAML pipelines to serve.",
+    )
+    document_store: Literal["memory"] = Field(
+        default="memory",
+        description="Document store backend. `memory`: the embedded store loaded from a snapshot.",
+    )
+    store_snapshot_uri: str = Field(
+        default_factory=lambda: str(bundled_path("data") / "stdlib.snapshot"),
+        description="Snapshot the embedded store loads at init: a local path or `s3://bucket/key`.",
+    )
+    generator: Literal["bedrock", "openai", "none"] = Field(
+        default="none",
+        description="Chat generator for the `rag` pipeline. `none`: `rag` is listed but unavailable.",
+    )
+    bedrock_model_id: str = Field(
+        default="amazon.nova-micro-v1:0",
+        min_length=1,
+        description="Bedrock model or inference profile id (GENERATOR=bedrock).",
+    )
+    openai_base_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible server, e.g. `http://127.0.0.1:11434/v1` (GENERATOR=openai).",
+    )
+    openai_model: str | None = Field(default=None, description="Model name on that server (GENERATOR=openai).")
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="API key for that server; local servers usually need none."
+    )
+    generator_timeout_s: float = Field(
+        default=20.0, gt=0, le=900, description="Timeout of one generator call, seconds."
+    )
+    max_query_chars: int = Field(
+        default=5000, ge=1, le=100_000, description="Longest query text accepted, in characters."
+    )
+    default_top_k: int = Field(default=5, ge=1, le=50, description="Documents returned when a request names no `top_k`.")
+    readiness_timeout_s: float = Field(
+        default=2.0, gt=0, le=10, description="Timeout of each dependency check in `GET /ready`, seconds."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the service's loggers."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("store_snapshot_uri")
+    @classmethod
+    def _snapshot_uri(cls, value: str) -> str:
+        if "://" in value and not value.startswith("s3://"):
+            raise ValueError("expected a local path or s3://bucket/key")
+        if value.startswith("s3://"):
+            bucket, _, key = value.removeprefix("s3://").partition("/")
+            if not bucket or not key:
+                raise ValueError("expected s3://bucket/key")
+        return value
+
+    @model_validator(mode="after")
+    def _generator_complete(self) -> Settings:
+        if self.generator == "openai":
+            missing = [name for name in ("openai_base_url", "openai_model") if not getattr(self, name)]
+            if missing:
+                names = " and ".join(n.upper() for n in missing)
+                raise ValueError(f"GENERATOR=openai needs {names}")
+        return self
+
+
+def _describe(error: dict) -> str:
+    location = ".".join(str(part) for part in error.get("loc", ())).upper()
+    message = error["msg"].removeprefix("Value error, ")
+    if location:
+        shown = error.get("input")
+        got = "" if isinstance(shown, dict) or shown is None else f" (got {str(shown)[:60]!r})"
+        return f"{location}: {message}{got}"
+    return message
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment (``overrides`` win).
+
+    Raises:
+        SettingsError: One line naming each invalid variable and what it expects.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        details = "; ".join(_describe(e) for e in exc.errors())
+        raise SettingsError(f"invalid settings: {details}") from None

@@ -1,0 +1,27 @@
+"""API Lambda entry point: API Gateway (REST v1 or HTTP API v2) → Mangum → FastAPI.
+
+Everything heavy is built here once, during Lambda init, and reused by every warm invocation.
+Mangum runs with ``lifespan="off"``: its lifespan would run on every invocation.
+"""
+
+import logging
+import os
+
+from mangum import Mangum
+
+from core.app import create_app
+from core.pipelines import PipelineLoadError
+from core.runtime import build_runtime
+from core.settings import SettingsError, load_settings
+from core.snapshot import SnapshotError
+
+try:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
+    runtime = build_runtime(settings)
+except (SettingsError, SnapshotError, PipelineLoadError) as exc:
+    # One clear line instead of a traceback; the init fails, so a bad deploy never takes traffic.
+    raise SystemExit(f"init failed: {exc}") from None
+
+app = create_app(runtime)
+handler = Mangum(app, lifespan="off", api_gateway_base_path=os.environ.get("API_BASE_PATH", "/"))
