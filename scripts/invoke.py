@@ -33,7 +33,8 @@ def main() -> int:
     parser.add_argument("event", type=Path, help="event JSON file, e.g. events/api-query.json")
     args = parser.parse_args()
     event = json.loads(args.event.read_text())
-    from handlers.api import handler  # noqa: PLC0415 - import after parsing so --help stays instant
+    # Imported after parsing, so --help answers without building the runtime.
+    from handlers.api import handler
 
     response = handler(event, LambdaContext())
     json.dump(response, sys.stdout, indent=2)

@@ -13,7 +13,7 @@ Example:
 import logging
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -133,7 +133,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
     @router.get(
-        "/pipelines", response_model=PipelineList, operation_id="list_pipelines", summary="List pipelines",
+        "/pipelines",
+        response_model=PipelineList,
+        operation_id="list_pipelines",
+        summary="List pipelines",
         tags=["pipelines"],
     )
     def list_pipelines() -> PipelineList:
@@ -155,9 +158,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for served in runtime.pipelines.values():
         _add_pipeline_route(router, runtime, served)
 
-    @router.post(
-        "/pipelines/{name}/run", include_in_schema=False, responses=ERRORS
-    )
+    @router.post("/pipelines/{name}/run", include_in_schema=False, responses=ERRORS)
     def run_unknown(name: str) -> None:
         raise ApiError(404, "not_found", f"no pipeline named {name!r}; GET /pipelines lists them")
 

@@ -105,9 +105,7 @@ def render_module(name: str) -> Document | None:
     )
 
 
-_BOILERPLATE = re.compile(
-    r"\n    The following documentation is automatically generated.*?listed above\.\n", re.DOTALL
-)
+_BOILERPLATE = re.compile(r"\n    The following documentation is automatically generated.*?listed above\.\n", re.DOTALL)
 _FILE_SECTION = re.compile(r"\nFILE\n    .*?(?:\n(?=\S)|\Z)", re.DOTALL)
 
 

@@ -18,6 +18,8 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file
+from tokenizers import Tokenizer
 
 DEFAULT_MODEL = "l2_supercat_256"
 _TOKENIZER_FILES = {"l2_supercat": "l2_supercat_tokenizer_config.json"}
@@ -44,7 +46,7 @@ class StaticEmbeddingModel:
         name: Model name, kept for provenance (snapshots record it).
     """
 
-    def __init__(self, weights: np.ndarray, tokenizer, name: str = DEFAULT_MODEL) -> None:
+    def __init__(self, weights: np.ndarray, tokenizer: Tokenizer, name: str = DEFAULT_MODEL) -> None:
         self.weights = np.ascontiguousarray(weights, dtype=np.float32)
         self.tokenizer = tokenizer
         self.name = name
@@ -65,9 +67,6 @@ class StaticEmbeddingModel:
         Raises:
             ModelNotFoundError: The files are not there.
         """
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
-
         config = name.rsplit("_", 1)[0]
         root = package_dir or wordllama_package_dir()
         weights_path = root / "weights" / f"{name}.safetensors"

@@ -58,7 +58,10 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return 400, "invalid_json", "request body is not valid JSON"
-    shown = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:3]]
+    shown = [
+        f"{_location(e.get('loc', ()))}: {str(e.get('msg', 'invalid')).removeprefix('Value error, ')}"
+        for e in errors[:3]
+    ]
     more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
     return 422, "validation_error", "; ".join(shown) + more
 

@@ -169,7 +169,9 @@ def _field(name: str, kind: Any, required: bool, max_text_chars: int) -> tuple[A
         return Filters | None, None
     if name == "top_k" and kind in (int, int | None):
         constraint = Field(ge=1, le=MAX_TOP_K, description=f"Documents to return (1-{MAX_TOP_K}).")
-        return (Annotated[int, constraint] if required else Annotated[int, constraint] | None), ... if required else None
+        return (
+            Annotated[int, constraint] if required else Annotated[int, constraint] | None
+        ), ... if required else None
     if kind in (str, str | None):
         limited = Annotated[str, Field(min_length=1, max_length=max_text_chars)]
         return (limited if required else limited | None), ... if required else None

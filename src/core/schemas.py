@@ -47,7 +47,9 @@ Operator = Literal["==", "!=", ">", ">=", "<", "<=", "in", "not in"]
 class Comparison(Strict):
     """One condition: ``{"field": "meta.module", "operator": "==", "value": "json"}``."""
 
-    field: str = Field(pattern=r"^(content|id|meta(\.[A-Za-z0-9_\-]+)+)$", description="`meta.<key>`, `content` or `id`.")
+    field: str = Field(
+        pattern=r"^(content|id|meta(\.[A-Za-z0-9_\-]+)+)$", description="`meta.<key>`, `content` or `id`."
+    )
     operator: Operator
     value: Any = Field(description="Value to compare with (a list for `in` / `not in`).")
 

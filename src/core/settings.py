@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(
         default=5000, ge=1, le=100_000, description="Longest query text accepted, in characters."
     )
-    default_top_k: int = Field(default=5, ge=1, le=50, description="Documents returned when a request names no `top_k`.")
+    default_top_k: int = Field(
+        default=5, ge=1, le=50, description="Documents returned when a request names no `top_k`."
+    )
     readiness_timeout_s: float = Field(
         default=2.0, gt=0, le=10, description="Timeout of each dependency check in `GET /ready`, seconds."
     )

@@ -18,6 +18,8 @@ from core.snapshot import SnapshotError
 try:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
+    # Haystack logs every component run at INFO; keep that for LOG_LEVEL=DEBUG.
+    logging.getLogger("haystack").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
     runtime = build_runtime(settings)
 except (SettingsError, SnapshotError, PipelineLoadError) as exc:
     # One clear line instead of a traceback; the init fails, so a bad deploy never takes traffic.
