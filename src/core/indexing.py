@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import sys
 import time
+from dataclasses import replace
 
 from haystack import Document
 from haystack.components.preprocessors import DocumentSplitter
@@ -44,10 +45,12 @@ def build_documents(modules: list[str] | None = None, model: str = DEFAULT_MODEL
     sources = list(render_modules(modules if modules is not None else stdlib_modules()))
     splitter = DocumentSplitter(split_by="word", split_length=SPLIT_WORDS, split_overlap=SPLIT_OVERLAP)
     splitter.warm_up()
-    chunks = unique_chunks(splitter.run(documents=sources)["documents"])
-    for chunk in chunks:
-        # Chunk ids must not depend on the splitter's bookkeeping (source_id, offsets): keep meta small.
-        chunk.meta = {k: chunk.meta[k] for k in ("module", "source", "python", "split_id") if k in chunk.meta}
+    kept = ("module", "source", "python", "split_id")
+    # Keep meta small: the splitter's bookkeeping (source ids, offsets) means nothing to a reader.
+    chunks = [
+        replace(c, meta={k: c.meta[k] for k in kept if k in c.meta})
+        for c in unique_chunks(splitter.run(documents=sources)["documents"])
+    ]
     embedder = StaticDocumentEmbedder(model=model, meta_fields_to_embed=["module"])
     return embedder.run(documents=chunks)["documents"]
 
