@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(
         default=2.0, gt=0, le=10, description="Timeout of each dependency check in `GET /ready`, seconds."
     )
+    api_base_path: str = Field(
+        default="/",
+        pattern=r"^/[A-Za-z0-9._~/-]*$",
+        description="Path prefix API Gateway adds before the app's routes (e.g. a custom domain's base path).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the service's loggers."
     )

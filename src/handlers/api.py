@@ -5,7 +5,6 @@ Mangum runs with ``lifespan="off"``: its lifespan would run on every invocation.
 """
 
 import logging
-import os
 
 from mangum import Mangum
 
@@ -26,4 +25,4 @@ except (SettingsError, SnapshotError, PipelineLoadError) as exc:
     raise SystemExit(f"init failed: {exc}") from None
 
 app = create_app(runtime)
-handler = Mangum(app, lifespan="off", api_gateway_base_path=os.environ.get("API_BASE_PATH", "/"))
+handler = Mangum(app, lifespan="off", api_gateway_base_path=settings.api_base_path)

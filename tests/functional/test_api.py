@@ -86,7 +86,11 @@ def test_query_accepts_json_sent_as_form_encoding_like_curl_dash_d(client):
         (b'{"text": "json", "filters": {"field": "meta.module"}}', 422, "validation_error"),
         (b'{"text": "json", "filters": {"field": "x; drop", "operator": "==", "value": 1}}', 422, "validation_error"),
         (b'{"text": "json", "filters": {"operator": "AND", "conditions": []}}', 422, "validation_error"),
-        (b'{"text": "json", "filters": {"field": "meta.module", "operator": "~", "value": 1}}', 422, "validation_error"),
+        (
+            b'{"text": "json", "filters": {"field": "meta.module", "operator": "~", "value": 1}}',
+            422,
+            "validation_error",
+        ),
     ],
 )
 def test_query_bad_input_gets_a_4xx_error_body(client, body, status, code):

@@ -90,7 +90,9 @@ def test_rag_with_bedrock_calls_converse_with_the_configured_model(make_client, 
     sent = []
 
     def setup(stubber, client):
-        client.meta.events.register("provide-client-params.bedrock-runtime.Converse", lambda params, **_: sent.append(params))
+        client.meta.events.register(
+            "provide-client-params.bedrock-runtime.Converse", lambda params, **_: sent.append(params)
+        )
         stubber.add_response("converse", converse_response("json.loads parses JSON text."))
 
     client = make_client(
