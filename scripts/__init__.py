@@ -1,0 +1,1 @@
+"""Developer scripts (``make invoke``); a package so tests can import ``scripts.invoke``."""
