@@ -5,17 +5,17 @@ import os
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+import pytest
+from fastapi.testclient import TestClient
 
-from core.app import create_app  # noqa: E402
-from core.indexing import build_documents  # noqa: E402
-from core.runtime import build_runtime  # noqa: E402
-from core.settings import Settings, load_settings  # noqa: E402
-from core.snapshot import write_snapshot  # noqa: E402
-from core.store import memory_store_from_snapshot  # noqa: E402
+from core.app import create_app
+from core.indexing import build_documents
+from core.runtime import build_runtime
+from core.settings import Settings, load_settings
+from core.snapshot import write_snapshot
+from core.store import memory_store_from_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_SNAPSHOT = ROOT / "data" / "stdlib.snapshot"

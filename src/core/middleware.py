@@ -15,7 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("core.middleware")
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# API Gateway ids: UUIDs (REST) and base64-like tokens (HTTP API). Anything else is not echoed.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:=+/\-]{1,128}")
 _JSON = b"application/json"
 
 
@@ -25,13 +26,13 @@ def request_id_from_scope(scope: Scope) -> str:
     Locally (no Lambda event): the caller's ``X-Request-Id`` when it is a safe token, else a new UUID.
     """
     event = scope.get("aws.event") or {}
-    request_id = (event.get("requestContext") or {}).get("requestId")
-    if request_id:
-        return str(request_id)
+    request_id = str((event.get("requestContext") or {}).get("requestId") or "")
+    if _SAFE_ID.fullmatch(request_id):
+        return request_id
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            if _SAFE_ID.match(candidate):
+            if _SAFE_ID.fullmatch(candidate):
                 return candidate
     return str(uuid.uuid4())
 
