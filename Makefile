@@ -64,11 +64,15 @@ $(SAM_VENV)/.installed:
 validate: $(VENV)/.installed ## Lint the SAM template (cfn-lint, offline)
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/cfn-lint template.yaml
 
-build: $(SAM_VENV)/.installed $(SNAPSHOT) ## sam build (needs python3.13 on PATH; see README)
-	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --config-env $(SAM_CONFIG_ENV)
+# SAM's python builder looks for python3.13 (the Lambda runtime) on PATH. PYTHONPATH, exported above
+# for the app, is kept away from SAM CLI and the builds it runs.
+build: $(SAM_VENV)/.installed $(SNAPSHOT) ## sam build for SAM_CONFIG_ENV (default: dev); needs python3.13
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || \
+		{ echo "sam build needs python3.13 (the Lambda runtime) on PATH or in pyenv; found: $(PYTHON)"; exit 1; }
+	env -u PYTHONPATH PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --config-env $(SAM_CONFIG_ENV)
 
 deploy: build ## sam deploy --config-env $(SAM_CONFIG_ENV)
-	$(SAM) deploy --config-env $(SAM_CONFIG_ENV)
+	env -u PYTHONPATH $(SAM) deploy --config-env $(SAM_CONFIG_ENV)
 
 clean: ## Remove build outputs (keeps .venv/)
 	rm -rf .aws-sam dist .pytest_cache .ruff_cache
