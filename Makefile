@@ -18,7 +18,7 @@ export PYTHONPATH := $(CURDIR)/src
 export HAYSTACK_TELEMETRY_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv run invoke test lint format index validate build deploy clean
+.PHONY: help venv run invoke test lint format index bench validate build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,8 +39,8 @@ $(SNAPSHOT): $(VENV)/.installed src/core/corpus.py src/core/indexing.py src/core
 index: $(VENV)/.installed ## Build the embedded store snapshot (data/stdlib.snapshot) from the default corpus
 	$(PY) -m core.indexing --output $(SNAPSHOT)
 
-run: $(VENV)/.installed $(SNAPSHOT) ## Serve the API on http://127.0.0.1:$(PORT) (PORT= overrides)
-	$(VENV)/bin/uvicorn handlers.api:app --host 127.0.0.1 --port $(PORT) --no-access-log
+run: $(VENV)/.installed $(SNAPSHOT) ## Serve the API on http://127.0.0.1:3000 (PORT= overrides)
+	$(VENV)/bin/uvicorn handlers.api:app --host 127.0.0.1 --port $(PORT)
 
 invoke: $(VENV)/.installed $(SNAPSHOT) ## Run the Lambda handler in-process with EVENT=events/....json
 	@$(PY) scripts/invoke.py $(EVENT)
@@ -55,6 +55,9 @@ format: $(VENV)/.installed ## Apply ruff fixes and formatting
 
 test: $(VENV)/.installed $(SNAPSHOT) lint ## Lint, then run the whole test suite
 	$(VENV)/bin/pytest
+
+bench: $(VENV)/.installed $(SNAPSHOT) ## Run the benchmarks; results in bench/results/
+	$(PY) bench/quality.py
 
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
