@@ -1,7 +1,6 @@
 """The README's promise on the real default corpus, through the same server `make run` starts."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,14 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@
 - the real `OpenAIChatGenerator` against an OpenAI-compatible server started on loopback.
 """
 
-import socket
 import threading
 import time
 
@@ -15,14 +14,9 @@ import uvicorn
 from botocore.stub import Stubber
 from fastapi import FastAPI
 from haystack.components.generators.chat import MockChatGenerator
+from tests.support import free_port
 
 from core.generators import build_chat_generator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_rag_is_listed_but_unavailable_without_a_generator(client):
