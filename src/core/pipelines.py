@@ -13,7 +13,8 @@ Request and response models are derived from the sockets' types. Conventions by 
 ``filters`` is validated as a Haystack metadata filter, ``top_k`` is 1-50, and every text input is
 limited to ``MAX_QUERY_CHARS`` characters.
 
-Any ``document_store`` a component declares is replaced by the store chosen in settings, and every
+Every component that takes a ``document_store`` gets the store chosen in settings (one named in the
+YAML is replaced), and every
 ``core.components.generators.ConfiguredChatGenerator`` gets the generator chosen by ``GENERATOR``:
 the YAML does not change between environments.
 
@@ -26,7 +27,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
+import time
 import types
 import typing
 from collections.abc import Sequence
@@ -84,6 +87,7 @@ class ServedPipeline:
     response_model: type[BaseModel]
     unavailable: str | None = None
     by_design: bool = False
+    warm_up_ms: float = 0.0
     _include: set[str] = field(default_factory=set)
 
     @property
@@ -262,7 +266,7 @@ def load_pipeline_file(
     contract = {key: data.pop(key) for key in _CONTRACT_KEYS if key in data}
 
     def inject(_component_name: str, component_cls: type, init_params: dict[str, Any]) -> None:
-        if "document_store" in init_params:
+        if "document_store" in init_params or "document_store" in inspect.signature(component_cls.__init__).parameters:
             init_params["document_store"] = document_store
         if component_cls is ConfiguredChatGenerator:
             init_params["backend"] = chat_generator
@@ -287,12 +291,14 @@ def load_pipeline_file(
         response_model=response_model,
         _include={component for component, _ in outputs.values()},
     )
+    started = time.perf_counter()
     try:
         pipeline.warm_up()
     except GeneratorNotConfiguredError as exc:
         served.unavailable, served.by_design = str(exc), True
     except Exception as exc:  # noqa: BLE001 - any warm-up failure makes this pipeline unavailable, not the service
         served.unavailable = f"warm-up failed: {type(exc).__name__}: {exc}"
+    served.warm_up_ms = round((time.perf_counter() - started) * 1000, 1)
     return served
 
 

@@ -1,12 +1,11 @@
 """Everything a container builds once at init, in order: settings → store → generator → pipelines.
 
-The handler builds one ``Runtime`` at module scope; tests build their own with other settings or a
-prepared store. ``init_timings_ms`` records how long each stage took.
+The handler builds one ``Runtime`` at module scope (through ``core.boot``); tests build their own with
+other settings or a prepared store. ``init_timings_ms`` records how long each stage took.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +15,6 @@ from core.generators import build_chat_generator
 from core.pipelines import ServedPipeline, load_pipelines
 from core.settings import Settings
 from core.store import LoadedStore, load_store
-
-logger = logging.getLogger("core.runtime")
 
 
 @dataclass
@@ -57,11 +54,7 @@ def build_runtime(
         "pipelines_ms",
         lambda: load_pipelines(settings.pipelines_dir, loaded.store, generator, settings.max_query_chars),
     )
-    runtime = Runtime(settings, loaded, generator, pipelines, timings)
-    logger.info(
-        "runtime ready: %d documents, pipelines %s, timings %s",
-        loaded.store.count_documents(),
-        {name: ("ok" if p.available else p.unavailable) for name, p in pipelines.items()},
-        timings,
-    )
-    return runtime
+    # Loading includes each pipeline's warm-up; report the two apart.
+    timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
+    timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)
+    return Runtime(settings, loaded, generator, pipelines, timings)

@@ -1,17 +1,20 @@
-"""Store snapshots: one file holding documents, their embeddings and a checksummed manifest.
+"""Store snapshots: one file holding the embedded store's documents and precomputed indexes.
 
-A snapshot is a zip archive with three members:
+A snapshot is a zip archive (members stored uncompressed, so loading is a plain file read):
 
 - ``manifest.json``: format version, document count, embedding model and dimension, creation time,
-  and the SHA-256 of the other two members;
-- ``documents.jsonl``: one ``{"id", "content", "meta"}`` object per line;
-- ``embeddings.npy``: a ``(count, dim)`` float32 matrix, row *i* for line *i*.
+  and the SHA-256 of every other member;
+- ``ids.json``, ``metas.json``: document ids and metadata, in index order;
+- ``content.bin`` + ``offsets.npy``: the documents' text as one UTF-8 blob and int64 offsets;
+- ``embeddings.npy``: the ``(count, dim)`` float32 matrix of unit vectors;
+- ``bm25/*``: the ``bm25s`` index and its tokenizer vocabulary, as ``bm25s`` saves them.
 
-It is read from a local path or from ``s3://bucket/key`` (boto3 is imported only then).
+It is read from a local path or from ``s3://bucket/key`` (boto3 is imported only then). Loading
+relies on the zip's CRC-32 per member; ``verify_snapshot`` checks the SHA-256 of each.
 
 Example:
     >>> snap = read_snapshot("data/stdlib.snapshot")
-    >>> snap.manifest["count"] == len(snap.documents)
+    >>> snap.manifest["count"] == snap.store.count_documents()
     True
 """
 
@@ -20,15 +23,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import bm25s
 import numpy as np
 from haystack import Document
 
-FORMAT_VERSION = 1
+from core.embedded_store import EmbeddedDocumentStore, StoreIndex, build_index, new_tokenizer
+
+FORMAT_VERSION = 2
 
 
 class SnapshotError(RuntimeError):
@@ -37,72 +44,153 @@ class SnapshotError(RuntimeError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A loaded snapshot: its manifest and its documents (with embeddings)."""
+    """A loaded snapshot: its manifest and the store it holds."""
 
     manifest: dict
-    documents: list[Document]
+    store: EmbeddedDocumentStore
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def encode_snapshot(documents: list[Document], embedding_model: str) -> bytes:
-    """Serialise documents (each with an embedding of the same dimension) into snapshot bytes."""
-    lines = [
-        json.dumps({"id": d.id, "content": d.content, "meta": d.meta}, ensure_ascii=False, sort_keys=True)
-        for d in documents
-    ]
-    docs_bytes = ("\n".join(lines) + "\n").encode() if lines else b""
-    matrix = np.asarray([d.embedding for d in documents], dtype=np.float32)
-    if matrix.ndim != 2:
-        raise SnapshotError("every document needs an embedding of the same dimension")
+def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, matrix, allow_pickle=False)
-    emb_bytes = buffer.getvalue()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _bm25_members(index: StoreIndex) -> dict[str, bytes]:
+    if index.bm25 is None:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        index.bm25.save(tmp, show_progress=False)
+        index.tokenizer.save_vocab(tmp)
+        index.tokenizer.save_stopwords(tmp)
+        return {f"bm25/{path.name}": path.read_bytes() for path in sorted(Path(tmp).iterdir())}
+
+
+def encode_index(index: StoreIndex) -> tuple[bytes, dict]:
+    """Serialise a store index; returns the snapshot bytes and its manifest."""
+    members = {
+        "ids.json": json.dumps(index.ids).encode(),
+        "metas.json": json.dumps(index.metas, ensure_ascii=False, sort_keys=True).encode(),
+        "content.bin": index.content,
+        "offsets.npy": _npy(index.offsets),
+        "embeddings.npy": _npy(index.embeddings),
+        **_bm25_members(index),
+    }
     manifest = {
         "format": FORMAT_VERSION,
-        "count": len(documents),
-        "embedding_model": embedding_model,
-        "embedding_dim": int(matrix.shape[1]) if matrix.size else 0,
+        "count": len(index.ids),
+        "embedding_model": index.embedding_model,
+        "embedding_dim": int(index.embeddings.shape[1]) if index.embeddings.ndim == 2 else 0,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "sha256": {"documents.jsonl": _sha256(docs_bytes), "embeddings.npy": _sha256(emb_bytes)},
+        "sha256": {name: _sha256(data) for name, data in members.items()},
     }
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
-        archive.writestr("documents.jsonl", docs_bytes)
-        archive.writestr("embeddings.npy", emb_bytes)
-    return out.getvalue()
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue(), manifest
 
 
-def decode_snapshot(data: bytes) -> Snapshot:
-    """Parse and verify snapshot bytes.
+def _build(documents: list[Document], embedding_model: str) -> StoreIndex:
+    try:
+        return build_index(documents, embedding_model)
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from None
+
+
+def encode_snapshot(documents: list[Document], embedding_model: str) -> bytes:
+    """Index documents (each with an embedding) and serialise them into snapshot bytes.
 
     Raises:
-        SnapshotError: Not a snapshot, an unknown format, or a checksum mismatch.
+        SnapshotError: A document has no embedding, or the dimensions differ.
     """
+    return encode_index(_build(documents, embedding_model))[0]
+
+
+def _load_bm25(members: dict[str, bytes]) -> tuple[bm25s.BM25 | None, bm25s.tokenization.Tokenizer]:
+    tokenizer = new_tokenizer()
+    files = {name.removeprefix("bm25/"): data for name, data in members.items() if name.startswith("bm25/")}
+    if not files:
+        return None, tokenizer
+    # bm25s loads from a folder: hand it the members through a temporary one.
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        # Queries are tokenized to ids by the tokenizer: the index needs no vocabulary of its own.
+        bm25 = bm25s.BM25.load(tmp, load_vocab=False, show_progress=False)
+        tokenizer.load_vocab(tmp)
+        tokenizer.load_stopwords(tmp)
+    return bm25, tokenizer
+
+
+def _open(source: bytes | Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def _read_members(source: bytes | Path) -> tuple[dict, dict[str, bytes]]:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with _open(source) as archive:
             manifest = json.loads(archive.read("manifest.json"))
-            docs_bytes = archive.read("documents.jsonl")
-            emb_bytes = archive.read("embeddings.npy")
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            if manifest.get("format") != FORMAT_VERSION:
+                raise SnapshotError(
+                    f"unsupported snapshot format {manifest.get('format')!r}; expected {FORMAT_VERSION} "
+                    "(rebuild it with `make index`)"
+                )
+            # zipfile checks each member's CRC-32 as it reads it: a truncated or corrupted file fails here.
+            members = {name: archive.read(name) for name in manifest.get("sha256", {})}
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise SnapshotError(f"not a store snapshot: {exc}") from None
-    if manifest.get("format") != FORMAT_VERSION:
-        raise SnapshotError(f"unsupported snapshot format {manifest.get('format')!r}; expected {FORMAT_VERSION}")
-    for member, content in (("documents.jsonl", docs_bytes), ("embeddings.npy", emb_bytes)):
-        if manifest.get("sha256", {}).get(member) != _sha256(content):
-            raise SnapshotError(f"snapshot member {member} fails its checksum")
-    matrix = np.load(io.BytesIO(emb_bytes), allow_pickle=False)
-    rows = [json.loads(line) for line in docs_bytes.decode().splitlines() if line]
-    if len(rows) != manifest["count"] or len(matrix) != len(rows):
+    return manifest, members
+
+
+def verify_snapshot(source: bytes | Path) -> dict:
+    """Check every member against the SHA-256 in the manifest; returns the manifest.
+
+    Loading relies on the zip's CRC-32 (cheap); this is the full check, for tools and tests.
+
+    Raises:
+        SnapshotError: Not a snapshot, or a member does not match its checksum.
+    """
+    manifest, members = _read_members(source)
+    for name, content in members.items():
+        if manifest["sha256"][name] != _sha256(content):
+            raise SnapshotError(f"snapshot member {name} fails its checksum")
+    return manifest
+
+
+def decode_snapshot(source: bytes | Path) -> Snapshot:
+    """Load a snapshot from bytes or a local file.
+
+    Raises:
+        SnapshotError: Not a snapshot, an unknown format, a corrupted member or inconsistent counts.
+    """
+    manifest, members = _read_members(source)
+    try:
+        ids = json.loads(members["ids.json"])
+        metas = json.loads(members["metas.json"])
+        offsets = np.load(io.BytesIO(members["offsets.npy"]), allow_pickle=False)
+        embeddings = np.load(io.BytesIO(members["embeddings.npy"]), allow_pickle=False)
+    except KeyError as exc:
+        raise SnapshotError(f"snapshot lacks member {exc}") from None
+    if not (len(ids) == len(metas) == len(offsets) - 1 == len(embeddings) == manifest["count"]):
         raise SnapshotError("snapshot counts disagree with its manifest")
-    documents = [
-        Document(id=row["id"], content=row["content"], meta=row["meta"], embedding=vector.tolist())
-        for row, vector in zip(rows, matrix, strict=True)
-    ]
-    return Snapshot(manifest=manifest, documents=documents)
+    bm25, tokenizer = _load_bm25(members)
+    index = StoreIndex(
+        ids=ids,
+        metas=metas,
+        content=members["content.bin"],
+        offsets=offsets,
+        embeddings=embeddings,
+        bm25=bm25,
+        tokenizer=tokenizer,
+        embedding_model=manifest["embedding_model"],
+    )
+    return Snapshot(manifest=manifest, store=EmbeddedDocumentStore(index))
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -147,12 +235,21 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def read_snapshot(uri: str) -> Snapshot:
-    """Read and verify the snapshot at ``uri``."""
-    return decode_snapshot(read_bytes(uri))
+    """Load the snapshot at ``uri`` (a local file is read in place, S3 objects into memory)."""
+    if uri.startswith("s3://"):
+        return decode_snapshot(read_bytes(uri))
+    path = Path(uri)
+    if not path.is_file():
+        raise SnapshotError(f"snapshot {uri} does not exist; build it with `make index`")
+    return decode_snapshot(path)
 
 
 def write_snapshot(uri: str, documents: list[Document], embedding_model: str) -> dict:
-    """Write ``documents`` as a snapshot to ``uri``; returns its manifest."""
-    data = encode_snapshot(documents, embedding_model)
+    """Index ``documents`` (with embeddings) and write them as a snapshot to ``uri``; returns its manifest.
+
+    Raises:
+        SnapshotError: A document has no embedding, or the dimensions differ.
+    """
+    data, manifest = encode_index(_build(documents, embedding_model))
     write_bytes(uri, data)
-    return decode_snapshot(data).manifest
+    return manifest

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from haystack.document_stores.in_memory import InMemoryDocumentStore
-
+from core.embedded_store import EmbeddedDocumentStore
 from core.settings import Settings
 from core.snapshot import read_snapshot
 
@@ -14,21 +13,19 @@ from core.snapshot import read_snapshot
 class LoadedStore:
     """A document store and the manifest of the snapshot it was loaded from."""
 
-    store: InMemoryDocumentStore
+    store: EmbeddedDocumentStore
     manifest: dict
     source: str
 
 
 def memory_store_from_snapshot(uri: str) -> LoadedStore:
-    """An in-memory store (private to this instance, not process-shared) filled from a snapshot.
+    """The embedded store, loaded from a snapshot (a file read: the indexes are precomputed).
 
     Raises:
         core.snapshot.SnapshotError: The snapshot is missing or invalid.
     """
     snapshot = read_snapshot(uri)
-    store = InMemoryDocumentStore(shared=False, embedding_similarity_function="dot_product")
-    store.write_documents(snapshot.documents)
-    return LoadedStore(store=store, manifest=snapshot.manifest, source=uri)
+    return LoadedStore(store=snapshot.store, manifest=snapshot.manifest, source=uri)
 
 
 def load_store(settings: Settings) -> LoadedStore:

@@ -9,7 +9,14 @@ import pytest
 from haystack import Document
 from moto import mock_aws
 
-from core.snapshot import SnapshotError, decode_snapshot, encode_snapshot, read_snapshot, write_snapshot
+from core.snapshot import (
+    SnapshotError,
+    decode_snapshot,
+    encode_snapshot,
+    read_snapshot,
+    verify_snapshot,
+    write_snapshot,
+)
 from core.store import memory_store_from_snapshot
 
 
@@ -26,23 +33,39 @@ def test_round_trip_keeps_ids_content_meta_and_embeddings(tmp_path):
     assert manifest["count"] == 2
     assert manifest["embedding_dim"] == 2
     loaded = read_snapshot(str(path))
-    assert [d.id for d in loaded.documents] == [d.id for d in documents()]
-    assert loaded.documents[0].meta == {"module": "json"}
-    assert loaded.documents[0].embedding == pytest.approx([0.6, 0.8])
+    stored = loaded.store.filter_documents()
+    assert [d.id for d in stored] == [d.id for d in documents()]
+    assert [d.content for d in stored] == [d.content for d in documents()]
+    assert stored[0].meta == {"module": "json"}
+    assert stored[0].embedding == pytest.approx([0.6, 0.8])
     assert loaded.manifest["embedding_model"] == "test-model"
+    # The keyword index came with it: no re-indexing at load.
+    assert [d.meta["module"] for d in loaded.store.bm25_retrieval("rows", top_k=1)] == ["csv"]
 
 
-def test_a_tampered_member_fails_its_checksum():
+def test_a_tampered_member_fails_verification():
     data = encode_snapshot(documents(), "m")
+    assert verify_snapshot(data)["count"] == 2
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
         for name in src.namelist():
             content = src.read(name)
-            if name == "documents.jsonl":
+            if name == "content.bin":
                 content = content.replace(b"json.loads", b"json.LOADS")
             dst.writestr(name, content)
     with pytest.raises(SnapshotError, match="checksum"):
-        decode_snapshot(out.getvalue())
+        verify_snapshot(out.getvalue())
+
+
+def test_a_corrupted_file_fails_to_load(tmp_path):
+    path = tmp_path / "s.snapshot"
+    write_snapshot(str(path), documents(), "m")
+    data = bytearray(path.read_bytes())
+    start = data.index(b"csv.reader reads rows")
+    data[start : start + 3] = b"XXX"  # flip bytes inside a stored member: its CRC-32 no longer matches
+    path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError):
+        read_snapshot(str(path))
 
 
 def test_not_a_snapshot_and_unknown_format_are_rejected():
@@ -51,8 +74,7 @@ def test_not_a_snapshot_and_unknown_format_are_rejected():
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("manifest.json", json.dumps({"format": 99}))
-        archive.writestr("documents.jsonl", b"")
-        archive.writestr("embeddings.npy", b"")
+
     with pytest.raises(SnapshotError, match="format"):
         decode_snapshot(out.getvalue())
 

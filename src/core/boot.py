@@ -1,0 +1,69 @@
+"""Container init for the Lambda handlers: the clock, settings, runtime, and one structured init line.
+
+``handlers/api.py`` imports ``STARTED`` before anything heavy, so ``imports_ms`` covers the imports
+of the app (Lambda's own "Init Duration" also covers the interpreter start).
+
+Example:
+    from core.boot import STARTED  # first import of the handler
+    ...
+    runtime = boot(STARTED)
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import json  # noqa: E402 - after the clock starts, on purpose
+import logging  # noqa: E402
+
+from core.pipelines import PipelineLoadError  # noqa: E402
+from core.runtime import Runtime, build_runtime  # noqa: E402
+from core.settings import SettingsError, load_settings  # noqa: E402
+from core.snapshot import SnapshotError  # noqa: E402
+
+logger = logging.getLogger("core.init")
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def boot(started: float = STARTED) -> Runtime:
+    """Build the runtime from the environment and log the init timings once, as one JSON line.
+
+    Raises:
+        SystemExit: With one line (``init failed: …``) for a bad setting, snapshot or pipeline, so a
+            broken release fails its init instead of answering traffic.
+    """
+    imports_ms = _ms(started)
+    try:
+        stage = time.perf_counter()
+        settings = load_settings()
+        settings_ms = _ms(stage)
+        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
+        # Haystack logs every component run at INFO; keep that for LOG_LEVEL=DEBUG.
+        logging.getLogger("haystack").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
+        runtime = build_runtime(settings)
+    except (SettingsError, SnapshotError, PipelineLoadError) as exc:
+        raise SystemExit(f"init failed: {exc}") from None
+    runtime.init_timings_ms = {
+        "imports_ms": imports_ms,
+        "settings_ms": settings_ms,
+        **runtime.init_timings_ms,
+        "total_ms": _ms(started),
+    }
+    logger.info(
+        json.dumps(
+            {
+                "message": "init",
+                "timings_ms": runtime.init_timings_ms,
+                "documents": runtime.store.store.count_documents(),
+                "snapshot": runtime.store.source,
+                "pipelines": {n: ("ready" if p.available else p.unavailable) for n, p in runtime.pipelines.items()},
+            },
+            sort_keys=True,
+        )
+    )
+    return runtime

@@ -1,0 +1,67 @@
+"""Container init: one structured line with per-stage timings, and nothing heavy that is not used."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ["boto3", "botocore", "aiobotocore", "openai", "aws_xray_sdk", "redis", "haystack_integrations"]
+PROBE = """
+import json, sys
+import handlers.api
+print("MODULES=" + json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def run_init(env_overrides: dict, tmp_path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENERATOR", "OPENAI_", "AWS_"))}
+    env.update(PYTHONPATH=str(ROOT / "src"), HAYSTACK_TELEMETRY_ENABLED="False", HOME=str(tmp_path), **env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def default_init(small_snapshot, tmp_path_factory):
+    return run_init({"STORE_SNAPSHOT_URI": str(small_snapshot)}, tmp_path_factory.mktemp("home"))
+
+
+def test_init_logs_one_structured_line_with_every_stage(default_init):
+    assert default_init.returncode == 0, default_init.stderr
+    lines = [line for line in default_init.stderr.splitlines() if line.startswith("INFO core.init ")]
+    assert len(lines) == 1
+    record = json.loads(lines[0].removeprefix("INFO core.init "))
+    timings = record["timings_ms"]
+    stages = ("imports_ms", "settings_ms", "store_ms", "generator_ms", "pipelines_ms", "warm_up_ms")
+    for stage in stages:
+        assert timings[stage] >= 0, stage
+    assert timings["total_ms"] >= sum(timings[s] for s in stages) * 0.99
+    assert record["documents"] > 0
+    assert record["pipelines"]["search"] == "ready"
+
+
+def test_default_path_imports_nothing_heavy_it_does_not_use(default_init):
+    modules = json.loads(default_init.stdout.split("MODULES=", 1)[1])
+    assert "haystack" in modules  # the probe saw the real import
+    assert not set(HEAVY) & set(modules)
+
+
+def test_bedrock_is_imported_only_when_chosen(small_snapshot, tmp_path):
+    result = run_init(
+        {
+            "STORE_SNAPSHOT_URI": str(small_snapshot),
+            "GENERATOR": "bedrock",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    modules = json.loads(result.stdout.split("MODULES=", 1)[1])
+    assert {"haystack_integrations", "boto3"} <= set(modules)
+    assert "openai" not in modules
