@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.components.generators import ConfiguredChatGenerator
 from core.generators import build_chat_generator
 from core.pipelines import ServedPipeline, load_pipelines
 from core.settings import Settings
@@ -26,6 +27,22 @@ class Runtime:
     chat_generator: Any | None
     pipelines: dict[str, ServedPipeline]
     init_timings_ms: dict[str, float] = field(default_factory=dict)
+    chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator
+
+    def reconnect(self) -> None:
+        """Re-create network clients (the chat generator's) in every pipeline, e.g. after a SnapStart restore.
+
+        A pipeline whose new client cannot warm up becomes unavailable with the reason, as at init.
+        """
+        self.chat_generator = self.chat_generator_factory(self.settings)
+        for served in self.pipelines.values():
+            for _name, instance in served.pipeline.walk():
+                if isinstance(instance, ConfiguredChatGenerator):
+                    try:
+                        instance.replace_backend(self.chat_generator)
+                    except Exception as exc:  # noqa: BLE001 - as at init: unavailable, not fatal
+                        if not served.by_design:
+                            served.unavailable = f"warm-up failed: {type(exc).__name__}: {exc}"
 
 
 def build_runtime(
@@ -57,4 +74,4 @@ def build_runtime(
     # Loading includes each pipeline's warm-up; report the two apart.
     timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
     timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)
-    return Runtime(settings, loaded, generator, pipelines, timings)
+    return Runtime(settings, loaded, generator, pipelines, timings, chat_generator_factory)

@@ -11,7 +11,9 @@ from mangum import Mangum
 
 from core.app import create_app
 from core.boot import boot
+from core.snapstart import register_hooks
 
 runtime = boot(STARTED)
 app = create_app(runtime)
 handler = Mangum(app, lifespan="off", api_gateway_base_path=runtime.settings.api_base_path)
+register_hooks(runtime, handler)

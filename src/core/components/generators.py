@@ -57,6 +57,13 @@ class ConfiguredChatGenerator:
             self.backend.warm_up()
         self._warm = True
 
+    def replace_backend(self, backend: Any) -> None:
+        """Swap in a new backend (e.g. with fresh network clients after a SnapStart restore) and warm it up."""
+        self.backend = backend
+        self._warm = False
+        if backend is not None:
+            self.warm_up()
+
     @component.output_types(replies=list[ChatMessage])
     def run(self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
         """Generate replies to ``messages``.
