@@ -43,8 +43,10 @@ def boot(started: float = STARTED) -> Runtime:
         settings = load_settings()
         settings_ms = _ms(stage)
         logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
-        # Haystack logs every component run at INFO; keep that for LOG_LEVEL=DEBUG.
-        logging.getLogger("haystack").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
+        # Haystack logs every component run, Mangum every request, at INFO; keep those for LOG_LEVEL=DEBUG.
+        chatty = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+        for name in ("haystack", "mangum"):
+            logging.getLogger(name).setLevel(chatty)
         runtime = build_runtime(settings)
     except (SettingsError, SnapshotError, PipelineLoadError) as exc:
         raise SystemExit(f"init failed: {exc}") from None
