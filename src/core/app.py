@@ -18,7 +18,7 @@ Example:
 import logging
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,7 @@ from core.pipelines import ServedPipeline
 from core.readiness import run_checks
 from core.runtime import Runtime
 from core.schemas import ErrorBody, QueryRequest, QueryResponse
-from core.service import answer_query, get_pipeline, run_pipeline
+from core.service import CacheControl, answer_query, get_pipeline, run_cached
 
 logger = logging.getLogger("core.app")
 
@@ -84,11 +84,14 @@ class PipelineList(BaseModel):
 def _add_pipeline_route(router: APIRouter, runtime: Runtime, served: ServedPipeline) -> None:
     request_model = served.request_model
 
-    async def run(body: request_model) -> dict[str, Any]:
+    async def run(body: request_model, request: Request, response: Response) -> dict[str, Any]:
         pipeline = get_pipeline(runtime, served.name)
         values = {name: getattr(body, name) for name in body.model_fields_set}
-        outputs, _ = run_pipeline(pipeline, values)
-        return outputs
+        result = run_cached(
+            runtime, pipeline, values, control=CacheControl.from_header(request.headers.get("cache-control"))
+        )
+        response.headers["X-Cache"] = result.cache
+        return {**result.outputs, "cached": result.cached}
 
     router.add_api_route(
         f"/pipelines/{served.name}/run",
@@ -175,8 +178,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         responses=ERRORS,
         tags=["query"],
     )
-    async def query(body: QueryRequest) -> QueryResponse:
-        return answer_query(runtime, body)
+    async def query(body: QueryRequest, request: Request, response: Response) -> QueryResponse:
+        answer, cache = answer_query(
+            runtime, body, control=CacheControl.from_header(request.headers.get("cache-control"))
+        )
+        response.headers["X-Cache"] = cache
+        return answer
 
     app.include_router(router)
     return app

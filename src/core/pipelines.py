@@ -61,6 +61,7 @@ ALLOWED_MODULES = ["core.components.*"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _CONTRACT_KEYS = ("description", "inputs", "outputs")
+RESERVED_OUTPUT = "cached"
 
 
 class PipelineLoadError(RuntimeError):
@@ -237,9 +238,10 @@ def _models(
         required = any(sockets_in[c][s]["is_mandatory"] for c, s in refs)
         kind = _api_type(first["type"], "in")
         request_fields[public] = _field(public, kind, required, max_text_chars)
-    response_fields = {
+    response_fields: dict[str, Any] = {
         public: (_api_type(sockets_out[c][s]["type"], "out") | None, None) for public, (c, s) in outputs.items()
     }
+    response_fields["cached"] = (bool, Field(description="Whether a cache answered (see the X-Cache header)."))
     request = create_model(f"{title}RunRequest", __base__=Strict, **request_fields)
     response = create_model(f"{title}RunResponse", **response_fields)
     return request, response
@@ -279,6 +281,8 @@ def load_pipeline_file(
         raise PipelineLoadError(f"{path.name}: {exc}") from None
 
     inputs, outputs = _parse_contract(path, pipeline, contract)
+    if RESERVED_OUTPUT in outputs:
+        raise PipelineLoadError(f"{path.name}: the output name {RESERVED_OUTPUT!r} is reserved (the cache flag)")
     request_model, response_model = _models(name, pipeline, inputs, outputs, max_text_chars)
     served = ServedPipeline(
         name=name,

@@ -27,9 +27,31 @@ def check_store(runtime: Runtime) -> CheckResult:
     return CheckResult("store", True, f"{count} documents from {runtime.store.source}")
 
 
+def check_cache(runtime: Runtime) -> CheckResult:
+    """The cache's state; always ``ok``: without L2 the service answers from L1 and the pipelines.
+
+    L2 is pinged (through the breaker, bounded by the Redis timeouts) when it is configured.
+    """
+    cache = runtime.cache
+    ping = cache.ping()
+    state = cache.state()
+    if cache.l2 is None:
+        l2 = f"L2 {state['l2']}" + (f" ({cache.problem})" if cache.problem else "")
+    elif ping is None:
+        l2 = "L2 breaker open: skipped until the cool-down ends"
+    else:
+        l2 = "L2 ok" if ping else f"L2 degraded: ping failed ({cache.stats.last_l2_error})"
+    return CheckResult(
+        "cache",
+        True,
+        f"{l2}; L1 {state['l1_entries']} entries; hits L1 {state['hits_l1']}, L2 {state['hits_l2']}, "
+        f"misses {state['misses']}, L2 errors {state['l2_errors']}",
+    )
+
+
 def run_checks(runtime: Runtime) -> list[CheckResult]:
     """All checks for the configured features."""
-    checks = [check_pipelines(runtime), check_store(runtime)]
+    checks = [check_pipelines(runtime), check_store(runtime), check_cache(runtime)]
     generator = check_generator(runtime.settings, runtime.chat_generator)
     if generator is not None:
         checks.append(generator)

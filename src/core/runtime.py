@@ -1,4 +1,4 @@
-"""Everything a container builds once at init, in order: settings → store → generator → pipelines.
+"""Everything a container builds once at init, in order: settings → store → generator → pipelines → cache.
 
 The handler builds one ``Runtime`` at module scope (through ``core.boot``); tests build their own with
 other settings or a prepared store. ``init_timings_ms`` records how long each stage took.
@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.cache.build import build_cache
+from core.cache.tiered import TieredCache
 from core.components.generators import ConfiguredChatGenerator
 from core.generators import build_chat_generator
 from core.pipelines import ServedPipeline, load_pipelines
@@ -26,14 +28,16 @@ class Runtime:
     store: LoadedStore
     chat_generator: Any | None
     pipelines: dict[str, ServedPipeline]
+    cache: TieredCache
     init_timings_ms: dict[str, float] = field(default_factory=dict)
     chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator
 
     def reconnect(self) -> None:
-        """Re-create network clients (the chat generator's) in every pipeline, e.g. after a SnapStart restore.
+        """Re-create network clients (the cache's, the chat generator's), e.g. after a SnapStart restore.
 
         A pipeline whose new client cannot warm up becomes unavailable with the reason, as at init.
         """
+        self.cache.reconnect()
         self.chat_generator = self.chat_generator_factory(self.settings)
         for served in self.pipelines.values():
             for _name, instance in served.pipeline.walk():
@@ -71,7 +75,8 @@ def build_runtime(
         "pipelines_ms",
         lambda: load_pipelines(settings.pipelines_dir, loaded.store, generator, settings.max_query_chars),
     )
+    cache = timed("cache_ms", lambda: build_cache(settings))
     # Loading includes each pipeline's warm-up; report the two apart.
     timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
     timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)
-    return Runtime(settings, loaded, generator, pipelines, timings, chat_generator_factory)
+    return Runtime(settings, loaded, generator, pipelines, cache, timings, chat_generator_factory)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from haystack.core.errors import PipelineRuntimeError
 from haystack.errors import FilterError
 
+from core.cache.keys import result_key
+from core.cache.tiered import HIT_L1, HIT_L2
 from core.components.generators import GeneratorError, GeneratorNotConfiguredError
 from core.errors import ApiError
 from core.pipelines import ServedPipeline
@@ -67,13 +71,80 @@ def run_pipeline(served: ServedPipeline, values: dict[str, Any]) -> tuple[dict[s
     return outputs, round((time.perf_counter() - started) * 1000, 2)
 
 
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class CacheControl:
+    """What the caller's ``Cache-Control`` asks: ``no-cache`` skips reads, ``no-store`` also writes."""
+
+    read: bool = True
+    write: bool = True
+
+    @classmethod
+    def from_header(cls, value: str | None) -> CacheControl:
+        """Parse a ``Cache-Control`` request header."""
+        directives = {d.strip().lower() for d in (value or "").split(",")}
+        no_store = "no-store" in directives
+        return cls(read="no-cache" not in directives and not no_store, write=not no_store)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A pipeline's public outputs and how they were served."""
+
+    outputs: dict[str, Any]
+    cache: str  # HIT-L1, HIT-L2, MISS or BYPASS
+    elapsed_ms: float
+
+    @property
+    def cached(self) -> bool:
+        """Whether a cache answered."""
+        return self.cache in (HIT_L1, HIT_L2)
+
+
+def run_cached(
+    runtime: Runtime,
+    served: ServedPipeline,
+    values: dict[str, Any],
+    *,
+    tenant: str = DEFAULT_TENANT,
+    control: CacheControl = CacheControl(),
+) -> Served:
+    """Run a pipeline through the cache (L1 → L2 → pipeline), keyed by tenant, pipeline version and inputs."""
+    started = time.perf_counter()
+    key = result_key(
+        runtime.settings.cache_namespace,
+        kind="results",
+        tenant=tenant,
+        pipeline=served.name,
+        version=served.version,
+        inputs={k: v for k, v in values.items() if v is not None},
+    )
+
+    def compute() -> bytes:
+        outputs, _ = run_pipeline(served, values)
+        return json.dumps(outputs, separators=(",", ":"), ensure_ascii=False).encode()
+
+    value, status = runtime.cache.get_or_compute(
+        key, runtime.settings.cache_ttl_results_s, compute, bypass=not control.read, store=control.write
+    )
+    return Served(json.loads(value), status, round((time.perf_counter() - started) * 1000, 2))
+
+
 def query_pipeline_name(runtime: Runtime) -> str:
     """``rag`` when a generator is configured, else ``search``."""
     return "search" if runtime.settings.generator == "none" else "rag"
 
 
-def answer_query(runtime: Runtime, request: QueryRequest) -> QueryResponse:
-    """Run ``POST /query``."""
+def answer_query(
+    runtime: Runtime,
+    request: QueryRequest,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    control: CacheControl = CacheControl(),
+) -> tuple[QueryResponse, str]:
+    """Run ``POST /query``; returns the response and how the cache served it."""
     if len(request.text) > runtime.settings.max_query_chars:
         raise ApiError(
             422, "validation_error", f"text: at most {runtime.settings.max_query_chars} characters are accepted"
@@ -85,13 +156,16 @@ def answer_query(runtime: Runtime, request: QueryRequest) -> QueryResponse:
         "top_k": request.top_k or runtime.settings.default_top_k,
         "filters": request.filters,
     }
-    outputs, elapsed_ms = run_pipeline(served, {k: v for k, v in values.items() if k in served.inputs})
-    replies = outputs.get("replies") or []
-    return QueryResponse(
+    result = run_cached(
+        runtime, served, {k: v for k, v in values.items() if k in served.inputs}, tenant=tenant, control=control
+    )
+    replies = result.outputs.get("replies") or []
+    response = QueryResponse(
         query=request.text,
         answer=replies[0].get("text") if replies else None,
-        documents=outputs.get("documents") or [],
+        documents=result.outputs.get("documents") or [],
         pipeline=name,
-        cached=False,
-        execution_time_ms=elapsed_ms,
+        cached=result.cached,
+        execution_time_ms=result.elapsed_ms,
     )
+    return response, result.cache

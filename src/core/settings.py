@@ -82,6 +82,45 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(
         default=2.0, gt=0, le=10, description="Timeout of each dependency check in `GET /ready`, seconds."
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="L2 cache: `redis://host:port` or `rediss://` (TLS). Unset: no L2, only the in-process L1.",
+    )
+    redis_cluster: bool = Field(
+        default=False, description="Use the cluster client (ElastiCache Serverless is always cluster mode)."
+    )
+    redis_auth_secret: str | None = Field(
+        default=None,
+        pattern=r"^(secretsmanager|ssm):.+$",
+        description="Where the AUTH password (or JSON `{username, password}`) is: `secretsmanager:<id>`, `ssm:<name>`.",
+    )
+    redis_tls_ca_file: Path | None = Field(
+        default=None, description="CA bundle for `rediss://` when not a public CA (ElastiCache needs none)."
+    )
+    redis_connect_timeout_ms: int = Field(default=250, ge=1, le=10_000, description="Redis connect timeout, ms.")
+    redis_timeout_ms: int = Field(default=150, ge=1, le=10_000, description="Redis read/write timeout, ms.")
+    redis_retries: int = Field(default=1, ge=0, le=5, description="Retries of a failed Redis command (with backoff).")
+    cache_namespace: str = Field(
+        default="hs", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="First segment of every cache key."
+    )
+    cache_ttl_results_s: int = Field(
+        default=3600, ge=0, description="TTL of cached pipeline results, s (0: no caching)."
+    )
+    cache_l1_max_entries: int = Field(default=1024, ge=0, description="L1 (in-process) entries; 0 turns L1 off.")
+    cache_l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="L1 size bound, bytes.")
+    cache_l1_ttl_s: int = Field(
+        default=60, ge=1, description="Longest an entry stays in L1: bounds staleness after an invalidation."
+    )
+    cache_breaker_failures: int = Field(default=3, ge=1, description="Consecutive L2 failures that open the breaker.")
+    cache_breaker_cooldown_s: float = Field(
+        default=30, gt=0, description="Seconds L2 is skipped once the breaker opens, before a probe."
+    )
+    cache_lock_ms: int = Field(
+        default=0, ge=0, le=60_000, description="Cross-container stampede lock TTL, ms (`SET NX PX`); 0: off."
+    )
+    cache_lock_wait_ms: int = Field(
+        default=2000, ge=0, le=60_000, description="How long a miss waits for another container's result, ms."
+    )
     api_base_path: str = Field(
         default="/",
         pattern=r"^/[A-Za-z0-9._~/-]*$",
@@ -105,6 +144,13 @@ class Settings(BaseSettings):
             bucket, _, key = value.removeprefix("s3://").partition("/")
             if not bucket or not key:
                 raise ValueError("expected s3://bucket/key")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("expected redis://host:port or rediss://host:port")
         return value
 
     @model_validator(mode="after")

@@ -182,7 +182,8 @@ def test_rag_with_an_openai_compatible_server(make_client, openai_server):
     assert seen[-1]["model"] == "tiny"
     ready = client.get("/ready")
     assert ready.status_code == 200
-    assert {c["name"]: c["ok"] for c in ready.json()["checks"]} == {"pipelines": True, "store": True, "generator": True}
+    checks = {c["name"]: c["ok"] for c in ready.json()["checks"]}
+    assert checks == {"pipelines": True, "store": True, "cache": True, "generator": True}
 
 
 def test_ready_is_503_when_the_generator_server_is_unreachable(make_client):

@@ -212,7 +212,10 @@ def test_query_event(invoke, name):
     assert body["query"] == QUERY_BODY["text"]
     assert body["answer"] is None
     assert body["pipeline"] == "search"
-    assert body["cached"] is False
+    # Both event versions ask the same question: the first is a miss, the second may be an L1 hit.
+    (x_cache,) = header_values(response, "x-cache")
+    assert x_cache in {"MISS", "HIT-L1"}
+    assert body["cached"] is (x_cache == "HIT-L1")
     assert isinstance(body["execution_time_ms"], int | float)
     assert body["execution_time_ms"] >= 0
     assert 1 <= len(body["documents"]) <= 5  # DEFAULT_TOP_K
@@ -244,7 +247,7 @@ def test_search_run_event(invoke, name):
     assert response["statusCode"] == 200, response["body"]
     assert header_values(response, "x-request-id") == [request_id(event)]
     body = json_body(response)
-    assert set(body) == {"documents"}
+    assert set(body) == {"documents", "cached"}
     assert 1 <= len(body["documents"]) <= SEARCH_RUN_BODY["top_k"]
     assert all(set(d) == {"id", "content", "score", "meta"} for d in body["documents"])
     assert body["documents"][0]["meta"]["module"] == "csv"

@@ -45,6 +45,7 @@ def test_restore_reseeds_random():
     state = random.getstate()
     expected = [random.random() for _ in range(3)]
     random.setstate(state)  # as if restored from a snapshot taken here
+
     class NoClients:
         def reconnect(self):
             pass
