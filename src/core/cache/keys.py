@@ -19,7 +19,7 @@ import math
 import re
 from typing import Any
 
-_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+_UNSAFE = re.compile(rb"[^A-Za-z0-9_.\-]")
 
 
 def canonical(value: Any) -> Any:
@@ -48,8 +48,13 @@ def digest(inputs: dict[str, Any]) -> str:
 
 
 def segment(value: str) -> str:
-    """A key segment: characters that could confuse ``SCAN MATCH`` patterns (``*?[]:``) replaced."""
-    return _SAFE.sub("_", value) or "_"
+    """A key segment: anything but ``[A-Za-z0-9_.-]`` percent-encoded (UTF-8).
+
+    Injective, so two tenants can never share a segment, and free of ``:`` and of the ``*?[]``
+    of ``SCAN MATCH`` patterns.
+    """
+    encoded = _UNSAFE.sub(lambda m: f"%{m.group()[0]:02X}".encode(), value.encode("utf-8")).decode("ascii")
+    return encoded or "%"
 
 
 def result_key(namespace: str, *, kind: str, tenant: str, pipeline: str, version: str, inputs: dict[str, Any]) -> str:
