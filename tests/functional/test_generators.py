@@ -14,9 +14,9 @@ import uvicorn
 from botocore.stub import Stubber
 from fastapi import FastAPI
 from haystack.components.generators.chat import MockChatGenerator
-from tests.support import free_port
 
 from core.generators import build_chat_generator
+from tests.support import free_port
 
 
 def test_rag_is_listed_but_unavailable_without_a_generator(client):

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from scripts.invoke import LambdaContext
 
 from core.settings import Settings
+from scripts.invoke import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

@@ -100,8 +100,8 @@ class RedisL2:
     def _connect(self) -> redis.Redis | RedisCluster:
         url = str(self.settings.redis_url)
         if self.settings.redis_cluster:
-            # Bounded: one refresh of the slot map per failed command, not redis-py's default of 3.
-            return RedisCluster.from_url(url, cluster_error_retry_attempts=1, **self._options())
+            # The same bounded Retry governs the cluster client's retries (redis-py 6+).
+            return RedisCluster.from_url(url, **self._options())
         return redis.Redis.from_url(url, **self._options())
 
     def reconnect(self) -> None:
