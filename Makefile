@@ -18,7 +18,7 @@ export PYTHONPATH := $(CURDIR)/src
 export HAYSTACK_TELEMETRY_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv run invoke test lint format index bench validate build deploy clean
+.PHONY: help venv run invoke redis-server test lint format index bench validate build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,7 +53,10 @@ format: $(VENV)/.installed ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(VENV)/.installed $(SNAPSHOT) lint ## Lint, then run the whole test suite
+redis-server: ## Install redis-server/redis-cli for the Redis tests when missing (apt-get)
+	@scripts/ensure-redis.sh
+
+test: $(VENV)/.installed $(SNAPSHOT) lint redis-server ## Lint, then run the whole test suite
 	$(VENV)/bin/pytest
 
 bench: $(VENV)/.installed $(SNAPSHOT) ## Run the benchmarks; results in bench/results/
