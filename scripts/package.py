@@ -1,0 +1,772 @@
+"""Build the Lambda deploy artifact (``make package``): dependency layer + function code, for the target.
+
+The target is Lambda's python3.13 on ``--arch`` (arm64 default, or x86_64). Output, by default in ``dist/``::
+
+    dist/function/            handlers/, core/, pipelines/*.y*ml, data/stdlib.snapshot, bytecode
+    dist/layer/python/        the pinned dependencies, trimmed, with bytecode and a marker file
+    dist/function.zip         the same trees zipped (deterministic order and timestamps, deflate 9)
+    dist/layer.zip            (its members start with python/, as Lambda layers need)
+    dist/sizes.json           sizes against Lambda's 250 MB unzipped / 50 MB zipped limits
+
+``sam build`` builds each part alone into its ARTIFACTS_DIR (``--only function|layer --into DIR``):
+src/Makefile and layers/deps/Makefile call this script, so `sam deploy` ships the same trees.
+
+Steps of the layer: ``pip install --target`` with the Lambda platform's wheels (``--platform``,
+``--python-version 3.13``, ``--only-binary=:all:``; the install is cached under ``.cache/package/``
+keyed by the requirements, the platform and pip's version) → an import trace of the real app in the
+dev venv (``scripts/package_trace.py``, once per GENERATOR mode) → trimming rules, each justified
+below, none of which deletes a file the trace saw imported or opened → marker file → bytecode.
+
+Bytecode: compiled by python3.13 (the target's magic number) with ``--invalidation-mode
+unchecked-hash``: Lambda's unzip gives files new mtimes, so timestamp-checked .pyc would be stale,
+and the code directories are read-only, so Python could not rewrite them: without valid bytecode
+every cold start compiles everything again (2.4-2.8 s instead of 0.7-0.8 s, FIELD-NOTES).
+The .py sources stay next to ``__pycache__`` by default: tracebacks in CloudWatch keep their source
+lines and ``inspect.getsource`` keeps working; ``--sourceless`` ships legacy .pyc only (smaller).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "layers" / "deps" / "requirements.txt"
+SNAPSHOT = ROOT / "data" / "stdlib.snapshot"
+TRACE_SCRIPT = ROOT / "scripts" / "package_trace.py"
+CACHE = ROOT / ".cache" / "package"
+
+PYTHON_VERSION = "3.13"
+ARCHES = ("arm64", "x86_64")
+# Lambda's python3.13 runs on Amazon Linux 2023 (glibc 2.34): any of these manylinux wheels loads there.
+PLATFORMS = {
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64"),
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"),
+}
+MB = 1024 * 1024
+# Lambda quotas: function + all its layers unzipped; a zip uploaded directly (not through S3).
+UNZIPPED_LIMIT = 250 * MB
+ZIPPED_LIMIT = 50 * MB
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+LAYER_MARKER = "haystack_serverless_layer.json"
+# Where the trees land in Lambda: the paths written into the bytecode (what tracebacks show).
+LAYER_PREFIX = "/opt/python"
+FUNCTION_PREFIX = "/var/task"
+
+# The AWS services this project calls or will call (S3 snapshots, Bedrock, STS/SSO credentials, SSM and
+# Secrets Manager settings, DynamoDB idempotency, SQS ingestion, CloudWatch metrics and logs, Lambda
+# alias weights, CodeDeploy hooks, ElastiCache). botocore needs a service's model to create its client:
+# add a service here before calling it. Services the import trace opens are kept as well.
+AWS_SERVICES = (
+    "bedrock",
+    "bedrock-runtime",
+    "cloudwatch",
+    "codedeploy",
+    "dynamodb",
+    "elasticache",
+    "lambda",
+    "logs",
+    "s3",
+    "secretsmanager",
+    "sqs",
+    "ssm",
+    "sso",
+    "sso-oidc",
+    "sts",
+)
+# Files at the top of botocore/data that every client reads (endpoint resolution, retries, defaults).
+BOTOCORE_DATA_FILES = ("endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json")
+SERVICE_MODEL_DIRS = ("botocore/data", "boto3/data")
+
+# GENERATOR modes the import trace runs the app in: every backend's imports are kept.
+TRACE_MODES = ("none", "openai", "bedrock")
+# Modules the app imports only when a setting enables a feature the sample events cannot reach here.
+# The trace imports them after serving the events, so their distributions (and what they import) stay.
+# Every pin in layers/deps/requirements.txt must be used by the trace or the build fails: add the
+# feature's modules here when a new optional dependency is pinned.
+CONFIGURED_IMPORTS = (
+    "redis",  # REDIS_URL: the L2 cache client (ElastiCache Serverless, cluster mode)
+    "redis.cluster",
+)
+
+
+class PackageError(RuntimeError):
+    """A build step failed; the message is one line saying what to do."""
+
+
+_STARTED = time.monotonic()
+
+
+def _log(message: str) -> None:
+    """Print with the time since the start (each step's cost shows in the log)."""
+    print(f"[{time.monotonic() - _STARTED:5.1f}s] {message}", flush=True)
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:.1f} MB"
+
+
+def _tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-") if part)
+
+
+def _clean_dir(path: Path) -> None:
+    """Empty ``path`` (create it), refusing folders that hold the repository or its sources."""
+    path = path.resolve()
+    home = Path.home().resolve()
+    protected = ROOT.is_relative_to(path) or path == home
+    inside_repo = path.is_relative_to(ROOT) and not any(
+        path.is_relative_to(ROOT / allowed) for allowed in ("dist", ".aws-sam", ".cache")
+    )
+    if protected or inside_repo:
+        raise PackageError(f"refusing to clean {path}: choose an output folder under dist/ or outside the repository")
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+# --- the target interpreter ---------------------------------------------------------------------------
+
+
+def _python_version(executable: str) -> str | None:
+    try:
+        result = subprocess.run(
+            [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def find_target_python(explicit: str | None = None) -> str:
+    """python3.13, to compile bytecode the target accepts: ``--python``, then PATH, then pyenv.
+
+    Raises:
+        PackageError: No python3.13 found.
+    """
+    candidates = [explicit] if explicit else []
+    if not explicit:
+        on_path = shutil.which(f"python{PYTHON_VERSION}")
+        if on_path:
+            candidates.append(on_path)
+        pyenv = shutil.which("pyenv")
+        if pyenv:
+            listed = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True, check=False)
+            for version in sorted(listed.stdout.split(), reverse=True):
+                if version.startswith(f"{PYTHON_VERSION}."):
+                    prefix = subprocess.run([pyenv, "prefix", version], capture_output=True, text=True, check=False)
+                    candidates.append(str(Path(prefix.stdout.strip()) / "bin" / f"python{PYTHON_VERSION}"))
+    for candidate in candidates:
+        # A pyenv shim on PATH fails unless 3.13 is selected: ask each candidate what it is.
+        if candidate and _python_version(candidate) == PYTHON_VERSION:
+            return candidate
+    raise PackageError(
+        f"python{PYTHON_VERSION} (the Lambda runtime) not found on PATH or in pyenv: "
+        f"install it (e.g. pyenv install {PYTHON_VERSION}) or pass --python"
+    )
+
+
+def compile_tree(target_python: str, tree: Path, prefix: str, *, sourceless: bool) -> None:
+    """Compile every .py under ``tree`` with the target Python (unchecked-hash .pyc).
+
+    Raises:
+        PackageError: A file failed to compile.
+    """
+    command = [target_python, "-S", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+    command += ["-s", str(tree), "-p", prefix]
+    if sourceless:
+        command.append("-b")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([*command, str(tree)], capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise PackageError(f"bytecode compilation failed in {tree}:\n{(result.stdout + result.stderr)[-3000:]}")
+    if sourceless:
+        for source in tree.rglob("*.py"):
+            source.unlink()
+
+
+# --- the import trace ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Trace:
+    """What the app used in the dev venv: distributions and site-packages files (relative paths)."""
+
+    dists: dict[str, str] = field(default_factory=dict)
+    files: set[str] = field(default_factory=set)
+
+
+def run_app(
+    python: Path | str, pythonpath: list[Path], what: str, flags: tuple[str, ...] = (), **env: str
+) -> dict[str, dict]:
+    """Run ``scripts/package_trace.py`` once per GENERATOR mode, in parallel; its report per mode.
+
+    Raises:
+        PackageError: The app failed in a way that leaves part of it unexercised.
+    """
+    with tempfile.TemporaryDirectory(prefix="package-app-") as home:
+        base_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": home,
+            "PYTHONPATH": os.pathsep.join(str(p) for p in pythonpath),
+            "HAYSTACK_TELEMETRY_ENABLED": "False",
+            "LOG_LEVEL": "WARNING",
+            "TRACE_IMPORTS": ",".join(CONFIGURED_IMPORTS),
+            **env,
+        }
+        processes = {
+            mode: subprocess.Popen(
+                [str(python), *flags, str(TRACE_SCRIPT)],
+                env={**base_env, "GENERATOR": mode},
+                cwd=home,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for mode in TRACE_MODES
+        }
+        outputs = {mode: process.communicate(timeout=600) for mode, process in processes.items()}
+    reports = {}
+    for mode, (stdout, stderr) in outputs.items():
+        if processes[mode].returncode != 0 or not stdout.strip():
+            raise PackageError(f"{what} (GENERATOR={mode}) failed:\n{stderr[-3000:]}")
+        report = json.loads(stdout.strip().splitlines()[-1])
+        # 503 is rag without a generator (by design); any other 5xx means part of the app did not run.
+        failed = {name: status for name, status in report["statuses"].items() if status >= 500 and status != 503}
+        if failed:
+            raise PackageError(f"{what} (GENERATOR={mode}): the app failed on {failed}:\n{stderr[-3000:]}")
+        reports[mode] = report
+    return reports
+
+
+def _trace_key(trace_python: Path) -> str:
+    """Hash of everything that decides what the app imports: code, pipelines, events, the dev venv."""
+    digest = hashlib.sha256(json.dumps(TRACE_MODES).encode())
+    inputs = [TRACE_SCRIPT, REQUIREMENTS]
+    for folder in (ROOT / "src", ROOT / "pipelines", ROOT / "events"):
+        inputs += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in inputs:
+        digest.update(_rel(path, ROOT).encode() + b"\0" + path.read_bytes() + b"\0")
+    venv = trace_python.parent.parent
+    installed = sorted(p.name for p in venv.glob("lib/python*/site-packages/*.dist-info"))
+    digest.update("\n".join(installed).encode())
+    return digest.hexdigest()[:16]
+
+
+def run_trace(trace_python: Path, *, use_cache: bool) -> Trace:
+    """The import trace: the app from src/ in the dev venv (same pinned versions), every GENERATOR mode.
+
+    Cached in ``.cache/package/`` by :func:`_trace_key`: any change to the code, pipelines, events or
+    the dev venv's distributions runs it again.
+
+    Raises:
+        PackageError: The dev venv or the snapshot is missing, or the app failed.
+    """
+    if not trace_python.exists():
+        raise PackageError(f"the import trace runs the app in the dev venv: {trace_python} is missing (make venv)")
+    if not SNAPSHOT.is_file():
+        raise PackageError(f"{SNAPSHOT.relative_to(ROOT)} is missing: run make index first")
+    cached = CACHE / f"trace-{_trace_key(trace_python)}.json"
+    if use_cache and cached.is_file():
+        data = json.loads(cached.read_text())
+        _log(f"  import trace: cached in {cached.relative_to(ROOT)}")
+        return Trace(dists=data["dists"], files=set(data["files"]))
+    trace = Trace()
+    for report in run_app(trace_python, [ROOT / "src"], "import trace").values():
+        trace.dists.update(report["dists"])
+        trace.files.update(report["files"])
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for stale in CACHE.glob("trace-*.json"):
+        stale.unlink(missing_ok=True)
+    scratch = cached.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps({"dists": trace.dists, "files": sorted(trace.files)}, sort_keys=True))
+    scratch.replace(cached)
+    return trace
+
+
+def verify(out: Path, target_python: str) -> None:
+    """Run the app from the built trees with the target Python, read-only style (no bytecode writes).
+
+    Raises:
+        PackageError: The built artifact does not serve the sample events.
+    """
+    # -S: the build machine's interpreter brings its own site-packages and .pth hooks; neither belongs
+    # in the check, and a hook must not write into the artifact under test.
+    run_app(
+        target_python,
+        [out / "function", out / "layer" / "python"],
+        "the built artifact",
+        flags=("-S",),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+
+
+def host_arch() -> str:
+    """This machine's CPU in Lambda's words (only that architecture's build can run here)."""
+    machine = platform.machine().lower()
+    return {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}.get(machine, machine)
+
+
+# --- the dependency layer -----------------------------------------------------------------------------
+
+
+def _pip_version() -> str:
+    result = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PackageError(f"pip is not available to {sys.executable}: run the script with the dev venv's python")
+    return result.stdout.split()[1]
+
+
+def requirements_sha256() -> str:
+    """SHA-256 of layers/deps/requirements.txt (the layer marker records it)."""
+    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+
+
+def install_dependencies(arch: str, dest: Path, *, use_cache: bool) -> None:
+    """``pip install --target`` the requirements for the Lambda platform into ``dest``.
+
+    The pristine install is kept in ``.cache/package/`` keyed by everything that decides its content,
+    so a rebuild copies it instead of downloading and unpacking every wheel again.
+
+    Raises:
+        PackageError: pip failed (no wheel for the platform, network, ...).
+    """
+    platforms = PLATFORMS[arch]
+    key_text = json.dumps([requirements_sha256(), arch, platforms, PYTHON_VERSION, _pip_version()])
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
+    cached = CACHE / f"layer-{arch}-{key}"
+    if not (use_cache and cached.is_dir()):
+        CACHE.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".layer-{arch}-", dir=CACHE))
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        command += ["--target", str(scratch), "--implementation", "cp", "--python-version", PYTHON_VERSION]
+        command += [f"--platform={platform}" for platform in platforms]
+        # --no-compile: pip would compile with this machine's Python and timestamp checks; we compile later.
+        command += ["--only-binary=:all:", "--no-compile", "-r", str(REQUIREMENTS)]
+        _log(f"pip install for {arch} ({', '.join(platforms)})")
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise PackageError(f"pip install for {arch} failed:\n{result.stderr[-3000:]}")
+        for stale in CACHE.glob(f"layer-{arch}-*"):
+            shutil.rmtree(stale)
+        scratch.rename(cached)
+    else:
+        _log(f"pip install for {arch}: cached in {cached.relative_to(ROOT)}")
+    shutil.copytree(cached, dest, symlinks=True, dirs_exist_ok=True)
+
+
+def _dist_infos(site: Path) -> dict[str, Path]:
+    infos = {}
+    for info in site.glob("*.dist-info"):
+        metadata = (info / "METADATA").read_text(encoding="utf-8", errors="replace")
+        name = next((line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Name:")), "")
+        infos[_canonical(name or info.name.removesuffix(".dist-info").rsplit("-", 1)[0])] = info
+    return infos
+
+
+def _record_files(info: Path) -> set[str]:
+    record = info / "RECORD"
+    if not record.is_file():
+        return set()
+    return {line.split(",", 1)[0] for line in record.read_text(encoding="utf-8").splitlines() if line}
+
+
+def _version(info: Path) -> str:
+    for line in (info / "METADATA").read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+@dataclass
+class Trimmer:
+    """Deletes paths under ``site`` rule by rule, never one the trace saw used; counts bytes per rule."""
+
+    site: Path
+    used: set[str]
+    saved: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, list[str]] = field(default_factory=dict)
+    unused_dists: list[str] = field(default_factory=list)
+
+    def _in_use(self, rel: str, is_dir: bool) -> bool:
+        if rel in self.used:
+            return True
+        return is_dir and any(u.startswith(rel + "/") for u in self.used)
+
+    def remove(self, rule: str, paths: list[Path]) -> None:
+        """Delete ``paths`` (files or folders) for ``rule``, except those in use."""
+        total = self.saved.setdefault(rule, 0)
+        for path in sorted(set(paths)):
+            if not (path.exists() or path.is_symlink()):
+                continue
+            rel = _rel(path, self.site)
+            is_dir = path.is_dir() and not path.is_symlink()
+            if self._in_use(rel, is_dir):
+                self.kept.setdefault(rule, []).append(rel)
+                continue
+            if is_dir:
+                total += _tree_size(path)
+                shutil.rmtree(path)
+            else:
+                total += path.stat().st_size
+                path.unlink()
+        self.saved[rule] = total
+
+    def prune_empty_dirs(self) -> None:
+        """Remove folders left empty by the rules."""
+        for directory in sorted((p for p in self.site.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            if not any(directory.iterdir()):
+                directory.rmdir()
+
+
+def _package_dirs(site: Path, names: tuple[str, ...]) -> list[Path]:
+    """Folders with one of ``names`` inside a package (never the top level, never in .dist-info)."""
+    found = []
+    for path in site.rglob("*"):
+        rel = path.relative_to(site)
+        if path.is_dir() and path.name in names and len(rel.parts) > 1 and not rel.parts[0].endswith(".dist-info"):
+            found.append(path)
+    return found
+
+
+def trim_layer(site: Path, trace: Trace) -> Trimmer:
+    """Apply every trimming rule to the installed layer; returns what each saved."""
+    trimmer = Trimmer(site, used=trace.files)
+    infos = _dist_infos(site)
+    present = {rel for rel in trace.files if (site / rel).is_file()}
+
+    # Bytecode shipped inside wheels was compiled by and for other Pythons, with timestamp checks:
+    # useless on the target. The layer is compiled afterwards with python3.13.
+    trimmer.remove("bytecode from wheels", [*site.rglob("__pycache__"), *site.rglob("*.py[co]")])
+
+    # Console scripts: Lambda puts /opt/bin on PATH, not /opt/python/bin, and their shebangs name the
+    # build machine's Python. The app calls none of them.
+    trimmer.remove("console scripts (bin/)", [site / "bin"])
+
+    # Distributions the app never imports nor reads a file of, in any GENERATOR mode (import trace).
+    # Their .dist-info stays (a few KB; metadata lookups keep answering); files a kept distribution
+    # also lists (shared namespace folders) stay.
+    unused = sorted(name for name in infos if name not in trace.dists)
+    trimmer.unused_dists = unused
+    kept_files = set().union(*(_record_files(infos[name]) for name in infos if name in trace.dists))
+    doomed = [
+        site / rel
+        for name in unused
+        for rel in _record_files(infos[name]) - kept_files
+        if not rel.startswith((infos[name].name + "/", ".."))
+    ]
+    trimmer.remove("unused distributions", doomed)
+    trimmer.prune_empty_dirs()
+
+    # Test suites inside packages (numpy, networkx, posthog, ...): never imported by the app; a test
+    # folder a package imports at runtime is seen by the trace and kept.
+    trimmer.remove("tests inside packages", [*_package_dirs(site, ("tests", "test")), *site.rglob("conftest.py")])
+
+    # Type stubs are read by type checkers only, never by the interpreter.
+    stubs = [*site.rglob("*.pyi"), *(p for p in site.glob("*-stubs") if p.is_dir())]
+    trimmer.remove("type stubs (*.pyi, *-stubs)", stubs)
+
+    # Documentation and examples shipped inside packages (botocore.docs is imported: the trace keeps it).
+    trimmer.remove("docs and examples", _package_dirs(site, ("doc", "docs", "examples", "example", "benchmarks")))
+
+    # C headers and Cython sources are for compiling against a package (numpy's include/), not for running.
+    sources = [p for pattern in ("*.h", "*.hpp", "*.c", "*.cpp", "*.pyx", "*.pxd") for p in site.rglob(pattern)]
+    trimmer.remove("C headers and Cython sources", sources)
+
+    # AWS service models: botocore ships ~400 services; a client needs only its own service's folder and
+    # the shared endpoint/retry/default files. Keep the services in AWS_SERVICES and any the trace read.
+    models = [
+        entry
+        for data in SERVICE_MODEL_DIRS
+        for entry in (site / data).glob("*")
+        if (entry.is_dir() and entry.name not in AWS_SERVICES)
+        or (entry.is_file() and data == "botocore/data" and entry.name not in BOTOCORE_DATA_FILES)
+    ]
+    trimmer.remove("AWS service models not used", models)
+    trimmer.prune_empty_dirs()
+
+    # Every file the app used that the install had is still there (the rules' guard at work).
+    missing = sorted(rel for rel in present if not (site / rel).is_file())
+    if missing:
+        raise PackageError(f"trimming removed files the app uses: {missing[:10]}")
+    return trimmer
+
+
+def pinned_names() -> set[str]:
+    """Canonical names of the distributions layers/deps/requirements.txt pins."""
+    names = set()
+    for raw in REQUIREMENTS.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            for stop in "=<>!~[; ":
+                line = line.split(stop, 1)[0]
+            names.add(_canonical(line))
+    return names
+
+
+def check_versions(site: Path, trace: Trace) -> list[str]:
+    """Distributions whose dev-venv version (what the trace ran) differs from the layer's."""
+    infos = _dist_infos(site)
+    return sorted(
+        f"{name}: dev venv {version}, layer {_version(infos[name])}"
+        for name, version in trace.dists.items()
+        if name in infos and _version(infos[name]) != version
+    )
+
+
+def build_layer(arch: str, site: Path, target_python: str, *, sourceless: bool, use_cache: bool) -> Trimmer:
+    """The dependency layer's ``python/`` folder in ``site``: install, trace, trim, mark, compile."""
+    _clean_dir(site)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        # The trace runs three app processes while pip unpacks wheels.
+        tracing = pool.submit(run_trace, ROOT / ".venv" / "bin" / "python", use_cache=use_cache)
+        install_dependencies(arch, site, use_cache=use_cache)
+        _log(f"  installed: {_mb(_tree_size(site))}")
+        trace = tracing.result()
+    _log(f"  import trace: {len(trace.dists)} distributions used ({', '.join(TRACE_MODES)})")
+    unseen = sorted(pinned_names() - set(trace.dists))
+    if unseen:
+        raise PackageError(
+            f"requirements.txt pins {', '.join(unseen)} but the import trace never uses it: if the app imports it "
+            "only when configured, add the module to CONFIGURED_IMPORTS in scripts/package.py; else unpin it"
+        )
+    for mismatch in check_versions(site, trace):
+        _log(f"  warning: version differs, the trace may not match the layer ({mismatch}); run make venv")
+    outside = sorted(set(trace.dists) - set(_dist_infos(site)))
+    if outside:
+        _log(f"  used in the dev venv but not in the layer (optional imports): {', '.join(outside)}")
+    trimmer = trim_layer(site, trace)
+    for rule, size in trimmer.saved.items():
+        _log(f"  trimmed {_mb(size):>9}  {rule}")
+    _log(f"  unused distributions: {', '.join(trimmer.unused_dists)}")
+    for rule, paths in trimmer.kept.items():
+        _log(f"  kept (used at runtime) despite rule {rule!r}: {', '.join(paths[:8])}")
+    marker = {"arch": arch, "python": PYTHON_VERSION, "requirements_sha256": requirements_sha256()}
+    (site / LAYER_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+    compile_tree(target_python, site, LAYER_PREFIX, sourceless=sourceless)
+    _log(f"  bytecode compiled: layer {_mb(_tree_size(site))}")
+    return trimmer
+
+
+# --- the function code --------------------------------------------------------------------------------
+
+
+def _clutter(_directory: str, names: list[str]) -> list[str]:
+    return [n for n in names if n.startswith(".") or n == "__pycache__" or n.endswith((".pyc", ".pyo"))]
+
+
+def build_function(dest: Path, target_python: str, *, sourceless: bool) -> None:
+    """The function's code root in ``dest``: handlers/, core/, pipelines/, data/, bytecode.
+
+    The layout beside ``core/`` is what ``core.settings.bundled_path`` looks for in /var/task.
+
+    Raises:
+        PackageError: The snapshot or the pipelines are missing.
+    """
+    if not SNAPSHOT.is_file():
+        raise PackageError(f"{SNAPSHOT.relative_to(ROOT)} is missing: run make index first")
+    pipelines = sorted(p for p in (ROOT / "pipelines").glob("*") if p.is_file() and p.suffix in {".yml", ".yaml"})
+    if not pipelines:
+        raise PackageError(f"no pipelines (*.yml, *.yaml) in {ROOT / 'pipelines'}")
+    _clean_dir(dest)
+    for package in ("handlers", "core"):
+        shutil.copytree(ROOT / "src" / package, dest / package, ignore=_clutter)
+    (dest / "pipelines").mkdir()
+    for pipeline in pipelines:
+        shutil.copyfile(pipeline, dest / "pipelines" / pipeline.name)
+    (dest / "data").mkdir()
+    # copyfile follows a symlinked snapshot: the artifact holds the file itself.
+    shutil.copyfile(SNAPSHOT, dest / "data" / SNAPSHOT.name)
+    compile_tree(target_python, dest, FUNCTION_PREFIX, sourceless=sourceless)
+
+
+# --- zips and the size report -------------------------------------------------------------------------
+
+
+def write_zip(tree: Path, archive: Path, prefix: str = "") -> None:
+    """Zip ``tree`` with members in sorted order, fixed timestamps and modes: same input, same bytes."""
+    files = sorted((_rel(p, tree), p) for p in tree.rglob("*") if p.is_file())
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for rel, path in files:
+            info = zipfile.ZipInfo(prefix + rel, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            out.writestr(info, path.read_bytes(), compresslevel=9)
+
+
+def size_report(out: Path, arch: str, trimmer: Trimmer, *, sourceless: bool) -> dict:
+    """Sizes of both trees and zips against Lambda's limits; printed and written to sizes.json."""
+    function = {"unzipped_bytes": _tree_size(out / "function"), "zipped_bytes": (out / "function.zip").stat().st_size}
+    layer = {"unzipped_bytes": _tree_size(out / "layer"), "zipped_bytes": (out / "layer.zip").stat().st_size}
+    total = function["unzipped_bytes"] + layer["unzipped_bytes"]
+    checks = {
+        "total_unzipped": "OK" if total <= UNZIPPED_LIMIT else "OVER",
+        "function_zip": "OK" if function["zipped_bytes"] <= ZIPPED_LIMIT else "OVER",
+        "layer_zip": "OK" if layer["zipped_bytes"] <= ZIPPED_LIMIT else "OVER",
+    }
+    report = {
+        "arch": arch,
+        "python": PYTHON_VERSION,
+        "bytecode": "sourceless" if sourceless else "sources + __pycache__ (unchecked-hash)",
+        "function": function,
+        "layer": layer,
+        "total_unzipped_bytes": total,
+        "limits": {"unzipped_bytes": UNZIPPED_LIMIT, "zipped_bytes": ZIPPED_LIMIT},
+        "checks": checks,
+        "trimmed_bytes": trimmer.saved,
+        "unused_distributions": trimmer.unused_dists,
+    }
+    (out / "sizes.json").write_text(json.dumps(report, indent=2) + "\n")
+    rows = [
+        ("function, unzipped", function["unzipped_bytes"], None, None),
+        ("layer, unzipped", layer["unzipped_bytes"], None, None),
+        ("total unzipped", total, UNZIPPED_LIMIT, checks["total_unzipped"]),
+        ("function.zip", function["zipped_bytes"], ZIPPED_LIMIT, checks["function_zip"]),
+        ("layer.zip", layer["zipped_bytes"], ZIPPED_LIMIT, checks["layer_zip"]),
+    ]
+    _log(f"sizes ({arch}, python{PYTHON_VERSION}):")
+    for label, size, limit, verdict in rows:
+        against = f"  of {_mb(limit):>8}  {verdict}" if limit else ""
+        _log(f"  {label:<20} {_mb(size):>9}{against}")
+    return report
+
+
+# --- command line -------------------------------------------------------------------------------------
+
+
+def samconfig_arch(environment: str) -> str:
+    """The Architecture parameter samconfig.toml gives ``environment`` (what sam build and deploy use).
+
+    Raises:
+        PackageError: The environment or its Architecture is missing.
+    """
+    import shlex
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides = config.get(environment, {}).get("global", {}).get("parameters", {}).get("parameter_overrides", "")
+    values = dict(token.split("=", 1) for token in shlex.split(overrides) if "=" in token)
+    if values.get("Architecture") not in ARCHES:
+        raise PackageError(
+            f"samconfig.toml [{environment}.global.parameters] sets no Architecture ({', '.join(ARCHES)})"
+        )
+    return values["Architecture"]
+
+
+def build_all(args: argparse.Namespace, target_python: str) -> None:
+    """``make package``: both trees, their zips, the size report, and the check that the artifact runs.
+
+    Raises:
+        PackageError: A step failed, or the artifact is over Lambda's hard limit.
+    """
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("function.zip", "layer.zip", "sizes.json"):
+        (out / stale).unlink(missing_ok=True)
+    _log(f"function code → {out / 'function'}")
+    build_function(out / "function", target_python, sourceless=args.sourceless)
+    _log(f"dependency layer ({args.arch}) → {out / 'layer' / 'python'}")
+    _clean_dir(out / "layer")
+    layer = out / "layer" / "python"
+    trimmer = build_layer(args.arch, layer, target_python, sourceless=args.sourceless, use_cache=not args.no_cache)
+    _log("zipping")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        zips = [
+            pool.submit(write_zip, out / "function", out / "function.zip"),
+            pool.submit(write_zip, out / "layer", out / "layer.zip"),
+        ]
+        for done in zips:
+            done.result()
+    report = size_report(out, args.arch, trimmer, sourceless=args.sourceless)
+    if args.verify or (args.verify is None and args.arch == host_arch()):
+        _log("verifying: the app from the built trees")
+        verify(out, target_python)
+        _log(
+            f"verified: the built {args.arch} artifact serves every sample event with python{PYTHON_VERSION} "
+            f"(GENERATOR {', '.join(TRACE_MODES)}; imports {', '.join(CONFIGURED_IMPORTS)})"
+        )
+    if report["checks"]["total_unzipped"] == "OVER":
+        raise PackageError("function + layer exceed Lambda's 250 MB unzipped limit: Lambda would refuse them")
+    if "OVER" in report["checks"].values():
+        _log(
+            "note: a zip over 50 MB cannot be uploaded directly (--zip-file); sam deploy uploads through S3 "
+            "(resolve_s3), where only the 250 MB unzipped limit applies"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--arch", choices=ARCHES, default=os.environ.get("ARCH") or "arm64", help="default: $ARCH or arm64"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist/)")
+    parser.add_argument(
+        "--only",
+        choices=("function", "layer"),
+        help="build one part alone into --into (what sam build's makefile targets run); no zips",
+    )
+    parser.add_argument("--into", type=Path, help="with --only: the folder to fill (layer: the python/ folder)")
+    parser.add_argument("--python", help="python3.13 to compile with (default: from PATH, then pyenv)")
+    parser.add_argument("--sourceless", action="store_true", help="ship legacy .pyc only, no .py sources")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="reinstall the wheels and trace again even if .cache/ has them"
+    )
+    parser.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the app from the built trees (default: when --arch is this machine's)",
+    )
+    parser.add_argument("--samconfig-arch", metavar="ENV", help="print the Architecture samconfig.toml gives ENV")
+    args = parser.parse_args(argv)
+    if bool(args.only) != bool(args.into):
+        parser.error("--only and --into go together")
+    try:
+        if args.samconfig_arch:
+            print(samconfig_arch(args.samconfig_arch))
+            return 0
+        target_python = find_target_python(args.python)
+        if args.only == "function":
+            build_function(args.into, target_python, sourceless=args.sourceless)
+            _log(f"function in {args.into}: {_mb(_tree_size(args.into))}")
+        elif args.only == "layer":
+            build_layer(args.arch, args.into, target_python, sourceless=args.sourceless, use_cache=not args.no_cache)
+            _log(f"layer ({args.arch}) in {args.into}: {_mb(_tree_size(args.into))}")
+        else:
+            build_all(args, target_python)
+    except PackageError as exc:
+        print(f"package: {exc}", file=sys.stderr)
+        return 1
+    _log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
