@@ -13,12 +13,14 @@ SNAPSHOT := data/stdlib.snapshot
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_CONFIG_ENV ?= default
+# Lambda architecture of `make package` (arm64 | x86_64). `make build` takes it from samconfig.toml.
+ARCH ?= arm64
 
 export PYTHONPATH := $(CURDIR)/src
 export HAYSTACK_TELEMETRY_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv run invoke redis-server test lint format index bench validate build deploy clean
+.PHONY: help venv run invoke redis-server test lint format index bench validate package build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,12 +72,22 @@ $(SAM_VENV)/.installed:
 validate: $(VENV)/.installed ## Lint the SAM template (cfn-lint, offline)
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/cfn-lint template.yaml
 
-# SAM's python builder looks for python3.13 (the Lambda runtime) on PATH. PYTHONPATH, exported above
-# for the app, is kept away from SAM CLI and the builds it runs.
-build: $(SAM_VENV)/.installed $(SNAPSHOT) ## sam build for SAM_CONFIG_ENV (default: dev); needs python3.13
+package: $(VENV)/.installed $(SNAPSHOT) ## Build the Lambda artifact into dist/ (ARCH=arm64 default, or x86_64)
+	$(PY) scripts/package.py --arch $(ARCH)
+
+# Both SAM builds run scripts/package.py (src/Makefile, layers/deps/Makefile). SAM tells a makefile
+# build only ARTIFACTS_DIR, so the layer reads ARCH from the environment: it is set here from the
+# Architecture that samconfig.toml gives SAM_CONFIG_ENV, the one `sam deploy` deploys. An ARCH given
+# to make that disagrees is refused: change Architecture in samconfig.toml instead.
+# PYTHONPATH, exported above for the app, is kept away from SAM CLI and the builds it runs.
+build: $(SAM_VENV)/.installed $(VENV)/.installed $(SNAPSHOT) ## sam build for SAM_CONFIG_ENV (default: dev); needs python3.13
 	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || \
 		{ echo "sam build needs python3.13 (the Lambda runtime) on PATH or in pyenv; found: $(PYTHON)"; exit 1; }
-	env -u PYTHONPATH PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --config-env $(SAM_CONFIG_ENV)
+	@arch=$$($(PY) scripts/package.py --samconfig-arch $(SAM_CONFIG_ENV)) || exit 1; \
+	if [ "$(origin ARCH)" != file ] && [ "$(ARCH)" != "$$arch" ]; then \
+		echo "ARCH=$(ARCH), but samconfig.toml deploys $(SAM_CONFIG_ENV) as Architecture=$$arch: change it there"; exit 1; fi; \
+	echo "sam build --config-env $(SAM_CONFIG_ENV) (ARCH=$$arch)"; \
+	env -u PYTHONPATH ARCH=$$arch PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --config-env $(SAM_CONFIG_ENV)
 
 deploy: build ## sam deploy --config-env $(SAM_CONFIG_ENV)
 	env -u PYTHONPATH $(SAM) deploy --config-env $(SAM_CONFIG_ENV)
