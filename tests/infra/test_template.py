@@ -33,7 +33,7 @@ PROBE = """
 import importlib, json, sys
 module_name, _, attribute = sys.argv[1].rpartition(".")
 module = importlib.import_module(module_name)
-settings = getattr(module, "settings", None)
+settings = getattr(module, "settings", None) or getattr(getattr(module, "runtime", None), "settings", None)
 print(json.dumps({
     "file": module.__file__,
     "callable": callable(getattr(module, attribute)),
@@ -106,8 +106,10 @@ def _probe_handler(handler: str, code_root: Path, home: Path, **env: str) -> sub
 
 def _checkout(root: Path, snapshot: Path | None) -> Path:
     """A copy of the parts of the repository the build reads, with the clutter a working tree collects."""
-    shutil.copytree(ROOT / "src", root / "src")
+    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "pipelines", root / "pipelines")
+    (root / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "package.py", root / "scripts" / "package.py")
     for clutter in ("core/__pycache__/settings.cpython-313.pyc", "handlers/.DS_Store", "core/.pytest_cache/x"):
         (root / "src" / clutter).parent.mkdir(parents=True, exist_ok=True)
         (root / "src" / clutter).write_text("clutter")
@@ -121,7 +123,7 @@ def _run_build_target(checkout: Path, artifacts: Path, cwd: Path) -> subprocess.
     """What `sam build` runs for ApiFunction: `make --makefile <repo>/src/Makefile build-ApiFunction`."""
     return subprocess.run(
         ["make", "--no-print-directory", "--makefile", str(checkout / "src" / "Makefile"), "build-ApiFunction"],
-        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
+        env={**os.environ, "ARTIFACTS_DIR": str(artifacts), "PACKAGE_PYTHON": sys.executable},
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -193,7 +195,17 @@ def test_runtime_is_python313_everywhere(template):
         assert _function_property(template, function, "Runtime") == "python3.13", name
     for name, layer in _of_type(template, "AWS::Serverless::LayerVersion").items():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"], name
-        assert layer["Metadata"]["BuildMethod"] == "python3.13", name
+
+
+def test_layers_are_built_by_their_makefile(template):
+    # scripts/package.py builds the layer (wheels for the Lambda platform, trimmed, bytecode), like make package.
+    for name, layer in _of_type(template, "AWS::Serverless::LayerVersion").items():
+        assert layer["Metadata"]["BuildMethod"] == "makefile", name
+        makefile = ROOT / layer["Properties"]["ContentUri"] / "Makefile"
+        text = makefile.read_text()
+        assert f"build-{name}:" in text, name
+        assert "scripts/package.py" in text, name
+        assert '--into "$(ARTIFACTS_DIR)/python"' in text, name
 
 
 def test_api_function_publishes_a_live_alias_on_any_change(template):
@@ -379,9 +391,13 @@ def test_artifact_layout(artifact, full_snapshot):
 
 
 def test_artifact_has_no_clutter(artifact):
-    clutter = [p for p in artifact.rglob("*") if p.name.startswith(".") or p.name == "__pycache__"]
-    assert not clutter
-    assert not list(artifact.rglob("*.pyc"))
+    assert not [p for p in artifact.rglob("*") if p.name.startswith(".")]
+    # Bytecode is built for the target (tests/infra/test_package.py checks it), never copied from the tree.
+    assert (artifact / "core" / "__pycache__" / "settings.cpython-313.pyc").read_bytes() != b"clutter"
+    sources = {p.with_suffix("") for p in artifact.rglob("*.py")}
+    for compiled in artifact.rglob("*.pyc"):
+        assert compiled.parent.name == "__pycache__", compiled
+        assert compiled.parent.parent / compiled.name.split(".")[0] in sources, f"no source for {compiled}"
 
 
 @pytest.mark.slow
