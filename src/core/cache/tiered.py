@@ -128,11 +128,20 @@ class TieredCache:
                 if value is not None:
                     self._count(HIT_L1)
                     return value, HIT_L1
+            token, held_elsewhere = self._try_lock(key) if not bypass else (None, False)
+            if held_elsewhere:
                 value = self._wait_for_other_container(key)
                 if value is not None:
                     self._count(HIT_L2)
                     return value, HIT_L2
-            token = self._lock(key)
+            elif token:
+                # The holder before us may have finished between our read and our lock.
+                value = self._l2(lambda: self.l2.get(key))
+                if value is not None:
+                    self._l2(lambda: self.l2.unlock(key, token))
+                    self.l1.set(key, value, self.l1_ttl_s)
+                    self._count(HIT_L2)
+                    return value, HIT_L2
             try:
                 value = compute()
                 self.stats.computed += 1
@@ -164,16 +173,23 @@ class TieredCache:
                 lock = self._locks[key] = threading.Lock()
             return lock
 
-    def _lock(self, key: str) -> str | None:
-        if not self.lock_ms:
-            return None
+    def _try_lock(self, key: str) -> tuple[str | None, bool]:
+        """Take the cross-container compute lock.
+
+        Returns:
+            ``(token, False)`` when we hold it, ``(None, True)`` when another container does,
+            ``(None, False)`` when the lock is off or L2 cannot be reached.
+        """
+        if not self.lock_ms or self.l2 is None:
+            return None, False
         token = uuid.uuid4().hex
-        return token if self._l2(lambda: self.l2.lock(key, token, self.lock_ms), default=False) else None
+        acquired = self._l2(lambda: self.l2.lock(key, token, self.lock_ms), default=None)
+        if acquired is None:
+            return None, False
+        return (token, False) if acquired else (None, True)
 
     def _wait_for_other_container(self, key: str) -> bytes | None:
-        """If another container holds the compute lock, poll L2 for its result (bounded)."""
-        if not self.lock_ms or not self._l2(lambda: self.l2.is_locked(key), default=False):
-            return None
+        """Poll L2 for the lock holder's result, for at most ``lock_wait_ms``; ``None`` if it does not come."""
         self.stats.waited_for_lock += 1
         deadline = time.monotonic() + self.lock_wait_ms / 1000
         while time.monotonic() < deadline:
@@ -183,7 +199,7 @@ class TieredCache:
                 self.l1.set(key, value, self.l1_ttl_s)
                 return value
             if not self._l2(lambda: self.l2.is_locked(key), default=False):
-                return None
+                return self._l2(lambda: self.l2.get(key))  # released: the result is there, or it failed
         return None
 
     # -- state -----------------------------------------------------------------------------------------
