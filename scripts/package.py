@@ -265,8 +265,8 @@ def run_app(
 
 
 def _trace_key(trace_python: Path) -> str:
-    """Hash of everything that decides what the app imports: code, pipelines, events, the dev venv."""
-    digest = hashlib.sha256(json.dumps(TRACE_MODES).encode())
+    """Hash of everything that decides what the trace sees: code, pipelines, events, modes, the dev venv."""
+    digest = hashlib.sha256(json.dumps([TRACE_MODES, CONFIGURED_IMPORTS]).encode())
     inputs = [TRACE_SCRIPT, REQUIREMENTS]
     for folder in (ROOT / "src", ROOT / "pipelines", ROOT / "events"):
         inputs += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
