@@ -21,8 +21,12 @@ Bytecode: compiled by python3.13 (the target's magic number) with ``--invalidati
 unchecked-hash``: Lambda's unzip gives files new mtimes, so timestamp-checked .pyc would be stale,
 and the code directories are read-only, so Python could not rewrite them: without valid bytecode
 every cold start compiles everything again (2.4-2.8 s instead of 0.7-0.8 s, FIELD-NOTES).
-The .py sources stay next to ``__pycache__`` by default: tracebacks in CloudWatch keep their source
-lines and ``inspect.getsource`` keeps working; ``--sourceless`` ships legacy .pyc only (smaller).
+The .py sources stay next to ``__pycache__`` by default. ``--sourceless`` (legacy .pyc only) was
+measured: 34 MB less unzipped and 9 MB less zipped, and the app still served every sample event, but
+it behaves differently: anyio reads its own source with ``inspect.getsource`` to set up its lazy
+imports and, finding none, imports everything eagerly; FastAPI's endpoint context (file and line in
+validation errors) comes back empty; tracebacks in CloudWatch lose their source lines; and the layer
+zip stays over 50 MB anyway. Sources are worth their size.
 """
 
 from __future__ import annotations
