@@ -15,6 +15,7 @@ Example:
 # and cost ~0.5 ms of the ~0.9 ms a warm GET /health took. `make run` (uvicorn) therefore also serves
 # one request at a time, as one Lambda container does.
 
+import json
 import logging
 from typing import Any
 
@@ -81,17 +82,27 @@ class PipelineList(BaseModel):
     pipelines: list[PipelineInfo]
 
 
+def json_response(data: dict[str, Any], headers: dict[str, str]) -> Response:
+    """A JSON response built directly from data already in the response model's shape.
+
+    The routes still declare ``response_model`` (the OpenAPI schema), but returning a ``Response``
+    skips FastAPI's re-validation of every document: that cost ~0.4 ms per answer, 5 % of a warm
+    search. The shapes are the ones ``core.pipelines.to_api`` produces, checked by the API tests.
+    """
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
 def _add_pipeline_route(router: APIRouter, runtime: Runtime, served: ServedPipeline) -> None:
     request_model = served.request_model
 
-    async def run(body: request_model, request: Request, response: Response) -> dict[str, Any]:
+    async def run(body: request_model, request: Request) -> Response:
         pipeline = get_pipeline(runtime, served.name)
         values = {name: getattr(body, name) for name in body.model_fields_set}
         result = run_cached(
             runtime, pipeline, values, control=CacheControl.from_header(request.headers.get("cache-control"))
         )
-        response.headers["X-Cache"] = result.cache
-        return {**result.outputs, "cached": result.cached}
+        return json_response({**result.outputs, "cached": result.cached}, {"X-Cache": result.cache})
 
     router.add_api_route(
         f"/pipelines/{served.name}/run",
@@ -178,12 +189,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         responses=ERRORS,
         tags=["query"],
     )
-    async def query(body: QueryRequest, request: Request, response: Response) -> QueryResponse:
+    async def query(body: QueryRequest, request: Request) -> Response:
         answer, cache = answer_query(
             runtime, body, control=CacheControl.from_header(request.headers.get("cache-control"))
         )
-        response.headers["X-Cache"] = cache
-        return answer
+        return json_response(answer, {"X-Cache": cache})
 
     app.include_router(router)
     return app

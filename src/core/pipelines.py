@@ -293,7 +293,9 @@ def load_pipeline_file(
         outputs=outputs,
         request_model=request_model,
         response_model=response_model,
-        _include={component for component, _ in outputs.values()},
+        # Only outputs that feed another component need include_outputs_from (it costs a deep copy);
+        # a leaf output is in the result anyway.
+        _include={c for c, socket in outputs.values() if socket not in pipeline.outputs().get(c, {})},
     )
     started = time.perf_counter()
     try:

@@ -17,7 +17,7 @@ from core.components.generators import GeneratorError, GeneratorNotConfiguredErr
 from core.errors import ApiError
 from core.pipelines import ServedPipeline
 from core.runtime import Runtime
-from core.schemas import QueryRequest, QueryResponse
+from core.schemas import QueryRequest
 
 logger = logging.getLogger("core.service")
 
@@ -122,14 +122,18 @@ def run_cached(
         inputs={k: v for k, v in values.items() if v is not None},
     )
 
+    computed: dict[str, Any] = {}
+
     def compute() -> bytes:
-        outputs, _ = run_pipeline(served, values)
-        return json.dumps(outputs, separators=(",", ":"), ensure_ascii=False).encode()
+        computed["outputs"], _ = run_pipeline(served, values)
+        return json.dumps(computed["outputs"], separators=(",", ":"), ensure_ascii=False).encode()
 
     value, status = runtime.cache.get_or_compute(
         key, runtime.settings.cache_ttl_results_s, compute, bypass=not control.read, store=control.write
     )
-    return Served(json.loads(value), status, round((time.perf_counter() - started) * 1000, 2))
+    # A computed result is used as is; only a cached one is decoded.
+    outputs = computed["outputs"] if "outputs" in computed else json.loads(value)
+    return Served(outputs, status, round((time.perf_counter() - started) * 1000, 2))
 
 
 def query_pipeline_name(runtime: Runtime) -> str:
@@ -143,8 +147,8 @@ def answer_query(
     *,
     tenant: str = DEFAULT_TENANT,
     control: CacheControl = CacheControl(),
-) -> tuple[QueryResponse, str]:
-    """Run ``POST /query``; returns the response and how the cache served it."""
+) -> tuple[dict[str, Any], str]:
+    """Run ``POST /query``; returns the response body (``QueryResponse``'s shape) and how the cache served it."""
     if len(request.text) > runtime.settings.max_query_chars:
         raise ApiError(
             422, "validation_error", f"text: at most {runtime.settings.max_query_chars} characters are accepted"
@@ -160,12 +164,12 @@ def answer_query(
         runtime, served, {k: v for k, v in values.items() if k in served.inputs}, tenant=tenant, control=control
     )
     replies = result.outputs.get("replies") or []
-    response = QueryResponse(
-        query=request.text,
-        answer=replies[0].get("text") if replies else None,
-        documents=result.outputs.get("documents") or [],
-        pipeline=name,
-        cached=result.cached,
-        execution_time_ms=result.elapsed_ms,
-    )
-    return response, result.cache
+    body = {
+        "query": request.text,
+        "answer": replies[0].get("text") if replies else None,
+        "documents": result.outputs.get("documents") or [],
+        "pipeline": name,
+        "cached": result.cached,
+        "execution_time_ms": result.elapsed_ms,
+    }
+    return body, result.cache
