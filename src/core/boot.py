@@ -16,6 +16,35 @@ import time
 STARTED = time.perf_counter()
 
 import json  # noqa: E402 - after the clock starts, on purpose
+import platform  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+_MACHINES = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}
+
+
+def check_layer_architecture(paths: list[str] | None = None, machine: str | None = None) -> None:
+    """Stop with one line when a layer was built for another CPU than this one.
+
+    ``scripts/package.py`` writes ``haystack_serverless_layer*.json`` (with ``arch``) into each layer;
+    without this check, a layer of arm64 wheels on an x86_64 function fails deep inside numpy's import.
+
+    Raises:
+        SystemExit: A layer's ``arch`` differs from this machine's.
+    """
+    here = _MACHINES.get((machine or platform.machine()).lower())
+    for entry in paths if paths is not None else sys.path:
+        for marker in Path(entry or ".").glob("haystack_serverless_layer*.json"):
+            built_for = json.loads(marker.read_text()).get("arch")
+            if here and built_for and built_for != here:
+                raise SystemExit(
+                    f"init failed: {marker} says this layer was built for {built_for}, but the function runs on "
+                    f"{here}: rebuild with ARCH={here} (make build reads Architecture from samconfig.toml)"
+                )
+
+
+check_layer_architecture()  # before numpy and the tokenizers load
+
 import logging  # noqa: E402
 
 from core.pipelines import PipelineLoadError  # noqa: E402

@@ -65,3 +65,14 @@ def test_bedrock_is_imported_only_when_chosen(small_snapshot, tmp_path):
     modules = json.loads(result.stdout.split("MODULES=", 1)[1])
     assert {"haystack_integrations", "boto3"} <= set(modules)
     assert "openai" not in modules
+
+
+def test_a_layer_built_for_another_cpu_stops_init_with_one_line(tmp_path):
+    from core.boot import check_layer_architecture
+
+    (tmp_path / "haystack_serverless_layer.json").write_text('{"arch": "arm64", "python": "3.13"}')
+    with pytest.raises(SystemExit) as stop:
+        check_layer_architecture([str(tmp_path)], machine="x86_64")
+    assert "built for arm64" in str(stop.value) and "ARCH=x86_64" in str(stop.value)
+    check_layer_architecture([str(tmp_path)], machine="aarch64")  # the right CPU: no complaint
+    check_layer_architecture([str(tmp_path / "elsewhere")], machine="x86_64")  # no layer: no complaint
