@@ -154,3 +154,15 @@ def test_openapi_lists_every_endpoint_with_typed_bodies(client):
     assert "SearchRunRequest" in schemas
     assert schemas["QueryRequest"]["additionalProperties"] is False
     assert "ErrorBody" in schemas
+
+
+def test_ready_is_503_when_the_store_is_empty(make_client):
+    from core.embedded_store import EmbeddedDocumentStore
+    from core.store import LoadedStore
+
+    empty = LoadedStore(store=EmbeddedDocumentStore(), manifest={"embedding_dim": 256}, source="empty")
+    response = make_client(store=empty).get("/ready")
+    assert response.status_code == 503
+    failing = {c["name"]: c["detail"] for c in response.json()["checks"] if not c["ok"]}
+    assert list(failing) == ["store"]
+    assert "empty" in failing["store"]
