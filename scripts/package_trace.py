@@ -20,8 +20,15 @@ into the process (``/proc/self/maps``: shared libraries, mmapped weights) are re
 site-packages are mapped to their distribution by its RECORD. A distribution counts as used when a file
 of it outside its ``.dist-info`` was opened (metadata lookups alone do not need its code).
 
-Output, on the last line of stdout: ``{"mode", "statuses", "dists": {name: version}, "files": [...]}``,
-``files`` relative to site-packages.
+Sources read at run time: a ``.py`` file opened by anything but the import system (``inspect.getsource``
+through ``linecache``, a package reading its own file as data) is recorded in ``source_reads`` with who
+asked (the innermost frame outside the standard library) and through which standard-library modules
+(``via``). ``make package`` keeps the sources of the distributions whose files are read that way, and
+ships the others as bytecode only; a read made only to display a traceback or a warning (``via``
+``traceback`` or ``warnings``) is reported but needs no sources.
+
+Output, on the last line of stdout: ``{"mode", "statuses", "dists": {name: version}, "files": [...],
+"source_reads": {file: {"by": ..., "via": [...]}}}``, files relative to site-packages.
 """
 
 import copy
@@ -157,6 +164,30 @@ def _canonical(name: str) -> str:
     return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-") if part)
 
 
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def _source_reader() -> dict | None:
+    """Who opened a .py file now, if not the import system: ``{"by": file, "via": [stdlib modules]}``."""
+    via: list[str] = []
+    frame = sys._getframe(2)  # noqa: SLF001 (skip this function and the audit hook; cheap, no inspect import)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith("<frozen importlib"):
+            return None  # an import (or compiling the module for one)
+        if filename.startswith("<"):
+            module = filename.strip("<>").removeprefix("frozen ")
+        else:
+            path = Path(filename)
+            if not path.is_relative_to(_STDLIB) or "site-packages" in path.parts:
+                return {"by": filename, "via": via}
+            module = path.stem
+        if not via or via[-1] != module:
+            via.append(module)
+        frame = frame.f_back
+    return {"by": "?", "via": via}
+
+
 def _used(opened: set[str]) -> tuple[dict[str, str], list[str]]:
     """Distributions (name → version) and site-packages files (relative) among ``opened``."""
     site = Path(sysconfig.get_paths()["purelib"]).resolve()
@@ -204,12 +235,35 @@ def _mapped_files() -> set[str]:
     return {f[5].strip() for f in fields if len(f) == 6 and f[5].startswith("/")}
 
 
+def _site_relative(reads: dict[str, dict]) -> dict[str, dict]:
+    """``reads`` of files under site-packages, keyed by their path relative to it; ``by`` made relative too."""
+    site = Path(sysconfig.get_paths()["purelib"]).resolve()
+    out = {}
+    for raw, reader in reads.items():
+        path = Path(raw).resolve()
+        if path.is_relative_to(site) and path.is_file():
+            by = Path(reader["by"]).resolve() if reader["by"] != "?" else None
+            label = reader["by"]
+            for base, prefix in ((site, ""), (ROOT, "project:")):
+                if by is not None and by.is_relative_to(base):
+                    label = prefix + by.relative_to(base).as_posix()
+                    break
+            out[path.relative_to(site).as_posix()] = {**reader, "by": label}
+    return out
+
+
 def main() -> int:
     opened: set[str] = set()
+    source_reads: dict[str, dict] = {}
 
     def record(event: str, args: tuple) -> None:
         if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            opened.add(os.fsdecode(args[0]))
+            path = os.fsdecode(args[0])
+            opened.add(path)
+            if path.endswith(".py") and path not in source_reads:
+                reader = _source_reader()
+                if reader is not None:
+                    source_reads[path] = reader
 
     sys.addaudithook(record)
     _record_found_specs(opened)
@@ -231,7 +285,8 @@ def main() -> int:
             opened.add(module.__file__)
     opened.update(_mapped_files())
     dists, files = _used(opened)
-    print(json.dumps({"mode": mode, "statuses": statuses, "dists": dists, "files": files}))
+    report = {"mode": mode, "statuses": statuses, "dists": dists, "files": files}
+    print(json.dumps({**report, "source_reads": _site_relative(source_reads)}))
     return 0
 
 
