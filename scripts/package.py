@@ -1,42 +1,73 @@
-"""Build the Lambda deploy artifact (``make package``): dependency layer + function code, for the target.
+"""Build the Lambda deploy artifact (``make package``): function code + two dependency layers, for the target.
 
 The target is Lambda's python3.13 on ``--arch`` (arm64 default, or x86_64). Output, by default in ``dist/``::
 
-    dist/function/            handlers/, core/, pipelines/*.y*ml, data/stdlib.snapshot, bytecode
-    dist/layer/python/        the pinned dependencies, trimmed, with bytecode and a marker file
-    dist/function.zip         the same trees zipped (deterministic order and timestamps, deflate 9)
-    dist/layer.zip            (its members start with python/, as Lambda layers need)
-    dist/sizes.json           sizes against Lambda's 250 MB unzipped / 50 MB zipped limits
+    dist/function/              handlers/, core/, pipelines/*.y*ml, data/stdlib.snapshot, sources + bytecode
+    dist/layer-app/python/      the pinned dependencies but the numeric ones, trimmed, bytecode, marker file
+    dist/layer-numeric/python/  numpy, tokenizers, safetensors, wordllama, bm25s (NUMERIC_DISTS), the same way
+    dist/function.zip           the trees zipped (deterministic order and timestamps, deflate 9)
+    dist/layer-app.zip          (a layer zip's members start with python/, as Lambda layers need)
+    dist/layer-numeric.zip
+    dist/sizes.json             every zip against 50 MB, the total against 250 MB and issue 3's 150 MB
 
-``sam build`` builds each part alone into its ARTIFACTS_DIR (``--only function|layer --into DIR``):
-src/Makefile and layers/deps/Makefile call this script, so `sam deploy` ships the same trees.
+Two layers, because one zip of every dependency is over the 50 MB a zip may have when uploaded directly.
+Lambda extracts a function's layers into the same /opt, so both python/ folders merge into /opt/python:
+the split is by distribution, no file is in both, and the app sees one site-packages folder, as before.
+Lambda's 250 MB limit counts the function and all its layers unzipped (and allows 5 layers).
 
-Steps of the layer: ``pip install --target`` with the Lambda platform's wheels (``--platform``,
+``sam build`` builds each part alone into its ARTIFACTS_DIR (``--only function --into DIR``, ``--only layer
+--part app|numeric --into DIR``): src/Makefile, layers/deps/Makefile (DependencyLayer, the app part) and
+layers/numeric/Makefile (NumericLayer) call this script, so ``sam deploy`` ships the same trees.
+
+Steps of the layers: ``pip install --target`` with the Lambda platform's wheels (``--platform``,
 ``--python-version 3.13``, ``--only-binary=:all:``; the install is cached under ``.cache/package/``
 keyed by the requirements, the platform and pip's version) → an import trace of the real app in the
 dev venv (``scripts/package_trace.py``, once per GENERATOR mode) → trimming rules, each justified
-below, none of which deletes a file the trace saw imported or opened → marker file → bytecode.
+below, none of which deletes a file the trace saw imported or opened → the split into parts, by
+distribution → a marker file per part → bytecode.
 
 Bytecode: compiled by python3.13 (the target's magic number) with ``--invalidation-mode
 unchecked-hash``: Lambda's unzip gives files new mtimes, so timestamp-checked .pyc would be stale,
 and the code directories are read-only, so Python could not rewrite them: without valid bytecode
 every cold start compiles everything again (2.4-2.8 s instead of 0.7-0.8 s, FIELD-NOTES).
-The .py sources stay next to ``__pycache__`` by default. ``--sourceless`` (legacy .pyc only) was
-measured: 34 MB less unzipped and 9 MB less zipped, and the app still served every sample event, but
-it behaves differently: anyio reads its own source with ``inspect.getsource`` to set up its lazy
-imports and, finding none, imports everything eagerly; FastAPI's endpoint context (file and line in
-validation errors) comes back empty; tracebacks in CloudWatch lose their source lines; and the layer
-zip stays over 50 MB anyway. Sources are worth their size.
+
+Sources (``--sources auto``, the default): the function keeps its .py files (the project's code: its
+tracebacks and FastAPI's endpoint context read them). A dependency ships as legacy bytecode only
+(``foo.pyc`` in place of ``foo.py``; Python imports it without a source) unless it needs its sources at
+run time. Measured on x86_64: 37 MB less unzipped and 10 MB less zipped than ``--sources all``.
+Which distributions need them:
+
+- the import trace records every .py file opened by anything but the import system, and who asked
+  (``source_reads``): the distribution owning such a file keeps its sources. A read made only to
+  print a traceback or a warning (through ``traceback`` or ``warnings``) does not count;
+- ``KEEP_SOURCES`` names the known cases, whatever the trace sees (anyio);
+- a static scan looks for source-reading calls (``inspect.getsource``, ``getsourcelines``,
+  ``findsource``, ``linecache``) in every distribution about to lose its sources: each one found was
+  reviewed and is explained in ``SOURCE_READS_REVIEWED``, and a new one stops the build until it is.
+
+What is lost without sources: the source lines in tracebacks of frames inside those packages (file,
+line and function stay). ``--sources all`` keeps every .py (tracebacks with source everywhere).
+
+Measured and not done: stripping the DWARF debug sections (``strip --strip-debug``) of the 11
+extension modules that carry them (aiohttp's 4, multidict's 2, propcache, frozenlist, PyYAML, wrapt,
+markupsafe) would save 10 MB on either architecture, and the stripped x86_64 artifact served every
+sample event here; but the libraries ship those sections on purpose (aiohttp's maintainers declined
+to strip them by default, aiohttp#6399), stripping numpy's bundled libraries has broken numpy in
+Lambda layers before (awslabs/aws-data-wrangler#884), and arm64 builds cannot run on this machine to
+be checked. Nothing is stripped.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import csv
 import hashlib
+import io
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -64,7 +95,41 @@ MB = 1024 * 1024
 UNZIPPED_LIMIT = 250 * MB
 ZIPPED_LIMIT = 50 * MB
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-LAYER_MARKER = "haystack_serverless_layer.json"
+# Issue 3's target for function + layers unzipped (Lambda's own limit is UNZIPPED_LIMIT).
+TARGET_UNZIPPED = 150 * MB
+# The layer parts (one Lambda layer each) and the distributions of the numeric one: the native numeric
+# libraries and the embedding model (numpy and its OpenBLAS, tokenizers, safetensors, WordLlama's
+# weights, bm25s). Everything else is in the app part. Each part's zip must stay under ZIPPED_LIMIT.
+LAYER_PARTS = ("app", "numeric")
+NUMERIC_DISTS = ("numpy", "tokenizers", "safetensors", "wordllama", "bm25s")
+
+
+def layer_marker(part: str) -> str:
+    """The marker file of a layer part (one per part: both land in /opt/python)."""
+    return f"haystack_serverless_layer_{part}.json"
+
+
+# Distributions that keep their .py sources whatever the trace sees, and why. The trace adds any
+# distribution whose .py files the app reads at run time (see the module docstring).
+KEEP_SOURCES = {
+    "anyio": "anyio/_lazyimport.py reads the package's own source (inspect.getsource) to set up its lazy "
+    "imports; without it anyio imports every submodule eagerly",
+}
+# Distributions shipped without sources whose code calls a source-reading API (the static scan finds
+# these calls): why it is safe. A call found in a distribution not listed here stops the build.
+SOURCE_READS_REVIEWED = {
+    "docstring-parser": "attrdoc.add_attribute_docstrings reads a class's source; haystack calls only "
+    "parse() on __doc__ strings, which bytecode keeps",
+    "fastapi": "routing._extract_endpoint_context reads the endpoint function's source: the app's own "
+    "handlers, in the function tree, whose sources stay",
+    "lazy-imports": "util.module_source reads a module's source; LazyImporter, what haystack uses, never calls it",
+    "posthog": "exception_utils reads source lines of captured exceptions for telemetry, which is off "
+    "(HAYSTACK_TELEMETRY_ENABLED=False); without sources the lines are just left out",
+    "pydantic": "_docs_extraction reads a model class's source only with use_attribute_docstrings=True; "
+    "no model the app builds sets it (the trace would see the read)",
+}
+# A call that reads source text: inspect.getsource/getsourcelines/findsource, or linecache.<any>(.
+SOURCE_READING_CALL = re.compile(r"\b(?:getsource|getsourcelines|findsource)\s*\(|\blinecache\.\w+\s*\(")
 # Where the trees land in Lambda: the paths written into the bytecode (what tracebacks show).
 LAYER_PREFIX = "/opt/python"
 FUNCTION_PREFIX = "/var/task"
@@ -195,23 +260,52 @@ def find_target_python(explicit: str | None = None) -> str:
     )
 
 
-def compile_tree(target_python: str, tree: Path, prefix: str, *, sourceless: bool) -> None:
+# Run by the target Python: compile the files it is given (JSON on stdin: tree, prefix, [[file, legacy]])
+# in parallel, unchecked-hash, with the path of each file in Lambda written into its bytecode.
+_COMPILE = """
+import compileall, concurrent.futures, json, multiprocessing, os, py_compile, sys
+job = json.load(sys.stdin)
+def one(item):
+    rel, legacy = item
+    ok = compileall.compile_file(
+        os.path.join(job["tree"], rel), force=True, quiet=1, legacy=legacy,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        stripdir=job["tree"], prependdir=job["prefix"],
+    )
+    return None if ok else rel
+context = multiprocessing.get_context("fork")
+with concurrent.futures.ProcessPoolExecutor(os.cpu_count(), mp_context=context) as pool:
+    failed = [rel for rel in pool.map(one, job["files"], chunksize=32) if rel]
+sys.exit("failed: " + ", ".join(failed[:20]) if failed else 0)
+"""
+
+
+def compile_tree(target_python: str, tree: Path, prefix: str, *, sourceless: set[str] = frozenset()) -> None:
     """Compile every .py under ``tree`` with the target Python (unchecked-hash .pyc).
+
+    A file in ``sourceless`` (paths relative to ``tree``) becomes legacy bytecode in its place
+    (``foo.py`` → ``foo.pyc``, the source removed); any other keeps its source and gets
+    ``__pycache__/foo.cpython-313.pyc``.
 
     Raises:
         PackageError: A file failed to compile.
     """
-    command = [target_python, "-S", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
-    command += ["-s", str(tree), "-p", prefix]
-    if sourceless:
-        command.append("-b")
+    files = sorted(_rel(p, tree) for p in tree.rglob("*.py"))
+    job = {"tree": str(tree), "prefix": prefix, "files": [[rel, rel in sourceless] for rel in files]}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([*command, str(tree)], capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [target_python, "-S", "-c", _COMPILE],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if result.returncode != 0:
         raise PackageError(f"bytecode compilation failed in {tree}:\n{(result.stdout + result.stderr)[-3000:]}")
-    if sourceless:
-        for source in tree.rglob("*.py"):
-            source.unlink()
+    for rel in files:
+        if rel in sourceless:
+            (tree / rel).unlink()
 
 
 # --- the import trace ---------------------------------------------------------------------------------
@@ -219,10 +313,12 @@ def compile_tree(target_python: str, tree: Path, prefix: str, *, sourceless: boo
 
 @dataclass
 class Trace:
-    """What the app used in the dev venv: distributions and site-packages files (relative paths)."""
+    """What the app used in the dev venv: distributions, site-packages files (relative paths), and the
+    .py files it read other than by importing them (file → who asked, through which stdlib modules)."""
 
     dists: dict[str, str] = field(default_factory=dict)
     files: set[str] = field(default_factory=set)
+    source_reads: dict[str, dict] = field(default_factory=dict)
 
 
 def run_app(
@@ -299,35 +395,62 @@ def run_trace(trace_python: Path, *, use_cache: bool) -> Trace:
     if use_cache and cached.is_file():
         data = json.loads(cached.read_text())
         _log(f"  import trace: cached in {cached.relative_to(ROOT)}")
-        return Trace(dists=data["dists"], files=set(data["files"]))
+        return Trace(dists=data["dists"], files=set(data["files"]), source_reads=data.get("source_reads", {}))
     trace = Trace()
     for report in run_app(trace_python, [ROOT / "src"], "import trace").values():
         trace.dists.update(report["dists"])
         trace.files.update(report["files"])
+        trace.source_reads.update(report["source_reads"])
     CACHE.mkdir(parents=True, exist_ok=True)
     for stale in CACHE.glob("trace-*.json"):
-        stale.unlink(missing_ok=True)
+        if stale != cached:
+            stale.unlink(missing_ok=True)
     scratch = cached.with_suffix(f".{os.getpid()}.tmp")
-    scratch.write_text(json.dumps({"dists": trace.dists, "files": sorted(trace.files)}, sort_keys=True))
+    data = {"dists": trace.dists, "files": sorted(trace.files), "source_reads": trace.source_reads}
+    scratch.write_text(json.dumps(data, sort_keys=True))
     scratch.replace(cached)
     return trace
+
+
+def merge_layers(layers: list[Path], dest: Path) -> None:
+    """Put the layers' python/ trees together in ``dest``, as Lambda extracts them all into /opt (hard links).
+
+    Raises:
+        PackageError: Two layers hold the same file (the later one would silently win in Lambda).
+    """
+    seen: dict[str, Path] = {}
+    for layer in layers:
+        for path in sorted(layer.rglob("*")):
+            rel = _rel(path, layer)
+            if path.is_dir():
+                (dest / rel).mkdir(parents=True, exist_ok=True)
+                continue
+            if rel in seen:
+                raise PackageError(f"{rel} is in two layers ({seen[rel]} and {layer})")
+            seen[rel] = layer
+            os.link(path, dest / rel)
 
 
 def verify(out: Path, target_python: str) -> None:
     """Run the app from the built trees with the target Python, read-only style (no bytecode writes).
 
+    The layers are merged into one folder first, as /opt/python is in Lambda.
+
     Raises:
         PackageError: The built artifact does not serve the sample events.
     """
-    # -S: the build machine's interpreter brings its own site-packages and .pth hooks; neither belongs
-    # in the check, and a hook must not write into the artifact under test.
-    run_app(
-        target_python,
-        [out / "function", out / "layer" / "python"],
-        "the built artifact",
-        flags=("-S",),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
+    with tempfile.TemporaryDirectory(prefix=".verify-", dir=out) as scratch:
+        opt_python = Path(scratch) / "python"
+        merge_layers([out / f"layer-{part}" / "python" for part in LAYER_PARTS], opt_python)
+        # -S: the build machine's interpreter brings its own site-packages and .pth hooks; neither belongs
+        # in the check, and a hook must not write into the artifact under test.
+        run_app(
+            target_python,
+            [out / "function", opt_python],
+            "the built artifact",
+            flags=("-S",),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
 
 
 def host_arch() -> str:
@@ -378,8 +501,12 @@ def install_dependencies(arch: str, dest: Path, *, use_cache: bool) -> None:
             shutil.rmtree(scratch, ignore_errors=True)
             raise PackageError(f"pip install for {arch} failed:\n{result.stderr[-3000:]}")
         for stale in CACHE.glob(f"layer-{arch}-*"):
-            shutil.rmtree(stale)
-        scratch.rename(cached)
+            if stale != cached:
+                shutil.rmtree(stale, ignore_errors=True)
+        try:
+            scratch.rename(cached)
+        except OSError:  # another build (sam builds the layers in parallel) cached the same install first
+            shutil.rmtree(scratch, ignore_errors=True)
     else:
         _log(f"pip install for {arch}: cached in {cached.relative_to(ROOT)}")
     shutil.copytree(cached, dest, symlinks=True, dirs_exist_ok=True)
@@ -486,6 +613,9 @@ def trim_layer(site: Path, trace: Trace) -> Trimmer:
         if not rel.startswith((infos[name].name + "/", ".."))
     ]
     trimmer.remove("unused distributions", doomed)
+    # Their SBOMs (software bills of materials: hf-xet's lists the crates of a binary) describe code the
+    # layer no longer ships.
+    trimmer.remove("SBOMs of unused distributions", [infos[name] / "sboms" for name in unused])
     trimmer.prune_empty_dirs()
 
     # Test suites inside packages (numpy, networkx, posthog, ...): never imported by the app; a test
@@ -498,6 +628,13 @@ def trim_layer(site: Path, trace: Trace) -> Trimmer:
 
     # Documentation and examples shipped inside packages (botocore.docs is imported: the trace keeps it).
     trimmer.remove("docs and examples", _package_dirs(site, ("doc", "docs", "examples", "example", "benchmarks")))
+
+    # Build tools inside numpy: f2py (Fortran wrapper generator, loaded only on access to numpy.f2py) and
+    # the PyInstaller hooks. numpy's own hook (numpy/_pyinstaller/hook-numpy.py) leaves f2py out of frozen
+    # apps as "building code ... not really dependencies".
+    trimmer.remove(
+        "numpy build tools (f2py, PyInstaller hook)", [site / "numpy" / "f2py", site / "numpy" / "_pyinstaller"]
+    )
 
     # C headers and Cython sources are for compiling against a package (numpy's include/), not for running.
     sources = [p for pattern in ("*.h", "*.hpp", "*.c", "*.cpp", "*.pyx", "*.pxd") for p in site.rglob(pattern)]
@@ -544,38 +681,206 @@ def check_versions(site: Path, trace: Trace) -> list[str]:
     )
 
 
-def build_layer(arch: str, site: Path, target_python: str, *, sourceless: bool, use_cache: bool) -> Trimmer:
-    """The dependency layer's ``python/`` folder in ``site``: install, trace, trim, mark, compile."""
-    _clean_dir(site)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        # The trace runs three app processes while pip unpacks wheels.
-        tracing = pool.submit(run_trace, ROOT / ".venv" / "bin" / "python", use_cache=use_cache)
-        install_dependencies(arch, site, use_cache=use_cache)
-        _log(f"  installed: {_mb(_tree_size(site))}")
-        trace = tracing.result()
-    _log(f"  import trace: {len(trace.dists)} distributions used ({', '.join(TRACE_MODES)})")
-    unseen = sorted(pinned_names() - set(trace.dists))
-    if unseen:
+def owners(site: Path) -> dict[str, str]:
+    """Which distribution installed each file under ``site`` (relative path → canonical name), by RECORD."""
+    owned = {}
+    for name, info in _dist_infos(site).items():
+        for rel in _record_files(info):
+            owned.setdefault(rel, name)
+        for path in info.rglob("*"):
+            owned[_rel(path, site)] = name
+    return owned
+
+
+@dataclass
+class Sources:
+    """Which distributions keep their .py files (and why), and which ship as bytecode only."""
+
+    kept: dict[str, str] = field(default_factory=dict)
+    sourceless: list[str] = field(default_factory=list)
+    reviewed: dict[str, list[str]] = field(default_factory=dict)
+    display_only_reads: list[str] = field(default_factory=list)
+
+
+def _is_display_read(reader: dict) -> bool:
+    """A source read made to print a traceback or a warning (the source line is cosmetic there)."""
+    return bool({"traceback", "warnings"} & set(reader.get("via", [])))
+
+
+def _source_reading_calls(site: Path, files: list[str]) -> list[str]:
+    """``file:line`` of every source-reading call (SOURCE_READING_CALL) in ``files``, comments aside."""
+    hits = []
+    for rel in files:
+        for number, line in enumerate((site / rel).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if SOURCE_READING_CALL.search(line) and not line.lstrip().startswith("#"):
+                hits.append(f"{rel}:{number}")
+    return hits
+
+
+def choose_sources(site: Path, trace: Trace, owned: dict[str, str], mode: str) -> Sources:
+    """Decide, per distribution, whether the layer keeps its .py files (see the module docstring).
+
+    Raises:
+        PackageError: A distribution about to lose its sources calls a source-reading API that
+            SOURCE_READS_REVIEWED does not explain.
+    """
+    with_sources = sorted({owned[rel] for rel in owned if rel.endswith(".py") and (site / rel).is_file()})
+    if mode == "all":
+        return Sources(kept=dict.fromkeys(with_sources, "--sources all"))
+    sources = Sources(kept={name: reason for name, reason in KEEP_SOURCES.items() if name in with_sources})
+    for rel, reader in sorted(trace.source_reads.items()):
+        name = owned.get(rel)
+        if name is None or not (site / rel).is_file():
+            continue
+        if _is_display_read(reader):
+            sources.display_only_reads.append(rel)
+        else:
+            via = " → ".join(reversed(reader.get("via", [])))
+            sources.kept.setdefault(name, f"the app reads {rel} at run time ({reader['by']} via {via})")
+    sources.sourceless = [name for name in with_sources if name not in sources.kept]
+    by_dist: dict[str, list[str]] = {}
+    for rel, name in owned.items():
+        if name in sources.sourceless and rel.endswith(".py") and (site / rel).is_file():
+            by_dist.setdefault(name, []).append(rel)
+    unreviewed = {}
+    for name in sources.sourceless:
+        hits = _source_reading_calls(site, sorted(by_dist[name]))
+        if hits and name in SOURCE_READS_REVIEWED:
+            sources.reviewed[name] = hits
+        elif hits:
+            unreviewed[name] = hits
+    if unreviewed:
         raise PackageError(
-            f"requirements.txt pins {', '.join(unseen)} but the import trace never uses it: if the app imports it "
-            "only when configured, add the module to CONFIGURED_IMPORTS in scripts/package.py; else unpin it"
+            f"these distributions would ship without sources but call source-reading APIs: {unreviewed}; "
+            "review each call, then add the distribution to KEEP_SOURCES (it needs them) or to "
+            "SOURCE_READS_REVIEWED (why it does not) in scripts/package.py"
         )
-    for mismatch in check_versions(site, trace):
-        _log(f"  warning: version differs, the trace may not match the layer ({mismatch}); run make venv")
-    outside = sorted(set(trace.dists) - set(_dist_infos(site)))
-    if outside:
-        _log(f"  used in the dev venv but not in the layer (optional imports): {', '.join(outside)}")
-    trimmer = trim_layer(site, trace)
-    for rule, size in trimmer.saved.items():
-        _log(f"  trimmed {_mb(size):>9}  {rule}")
-    _log(f"  unused distributions: {', '.join(trimmer.unused_dists)}")
-    for rule, paths in trimmer.kept.items():
-        _log(f"  kept (used at runtime) despite rule {rule!r}: {', '.join(paths[:8])}")
-    marker = {"arch": arch, "python": PYTHON_VERSION, "requirements_sha256": requirements_sha256()}
-    (site / LAYER_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-    compile_tree(target_python, site, LAYER_PREFIX, sourceless=sourceless)
-    _log(f"  bytecode compiled: layer {_mb(_tree_size(site))}")
-    return trimmer
+    return sources
+
+
+def part_of(name: str | None) -> str:
+    """The layer part a distribution goes to (files no RECORD lists go to the app part)."""
+    return "numeric" if name in NUMERIC_DISTS else "app"
+
+
+def split_layer(site: Path, owned: dict[str, str], dests: dict[str, Path]) -> dict[str, list[str]]:
+    """Move the files of ``site`` into the part folders of ``dests`` (parts not in it are dropped).
+
+    Returns:
+        The distributions in each part.
+
+    Raises:
+        PackageError: A distribution of NUMERIC_DISTS is not installed (renamed or unpinned?).
+    """
+    installed = set(_dist_infos(site))
+    missing = sorted(set(NUMERIC_DISTS) - installed)
+    if missing:
+        raise PackageError(f"NUMERIC_DISTS names {', '.join(missing)}, which the layer does not install")
+    unowned = []
+    for path in sorted(p for p in site.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = _rel(path, site)
+        name = owned.get(rel)
+        if name is None:
+            unowned.append(rel)
+        dest = dests.get(part_of(name))
+        if dest is not None:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, dest / rel)
+    if unowned:
+        _log(f"  files no RECORD lists (app part): {', '.join(unowned[:8])}")
+    return {part: sorted(name for name in installed if part_of(name) == part) for part in LAYER_PARTS}
+
+
+def rewrite_records(tree: Path) -> int:
+    """Make every RECORD in ``tree`` list the files the layer ships; returns the bytes this saved.
+
+    Rows of trimmed files go (``importlib.metadata.files()`` then lists only what exists), and a source
+    shipped as legacy bytecode is listed as its ``.pyc``, without hash and size (the wheel spec allows
+    that for .pyc files). Console scripts (``../../bin/...``) are gone with bin/.
+    """
+    saved = 0
+    for record in tree.glob("*.dist-info/RECORD"):
+        text = record.read_text(encoding="utf-8")
+        rows = []
+        for row in csv.reader(io.StringIO(text)):
+            if not row:
+                continue
+            rel = row[0]
+            if rel.startswith(".."):
+                continue
+            if (tree / rel).is_file():
+                rows.append(row)
+            elif rel.endswith(".py") and (tree / f"{rel}c").is_file():
+                rows.append([f"{rel}c", "", ""])
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        record.write_text(out.getvalue(), encoding="utf-8")
+        saved += len(text.encode()) - len(out.getvalue().encode())
+    return saved
+
+
+@dataclass
+class LayerBuild:
+    """What the layer build did: trimming, sources, the distributions of each part."""
+
+    trimmer: Trimmer
+    sources: Sources
+    parts: dict[str, list[str]]
+
+
+def build_layers(arch: str, dests: dict[str, Path], target_python: str, *, sources: str, use_cache: bool) -> LayerBuild:
+    """The layer parts' ``python/`` folders (``dests``: part → folder): install, trace, trim, split, mark, compile."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    site = Path(tempfile.mkdtemp(prefix=".site-", dir=CACHE))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            # The trace runs three app processes while pip unpacks wheels.
+            tracing = pool.submit(run_trace, ROOT / ".venv" / "bin" / "python", use_cache=use_cache)
+            install_dependencies(arch, site, use_cache=use_cache)
+            _log(f"  installed: {_mb(_tree_size(site))}")
+            trace = tracing.result()
+        _log(f"  import trace: {len(trace.dists)} distributions used ({', '.join(TRACE_MODES)})")
+        unseen = sorted(pinned_names() - set(trace.dists))
+        if unseen:
+            raise PackageError(
+                f"requirements.txt pins {', '.join(unseen)} but the import trace never uses it: if the app imports "
+                "it only when configured, add the module to CONFIGURED_IMPORTS in scripts/package.py; else unpin it"
+            )
+        for mismatch in check_versions(site, trace):
+            _log(f"  warning: version differs, the trace may not match the layer ({mismatch}); run make venv")
+        outside = sorted(set(trace.dists) - set(_dist_infos(site)))
+        if outside:
+            _log(f"  used in the dev venv but not in the layer (optional imports): {', '.join(outside)}")
+        trimmer = trim_layer(site, trace)
+        for rule, size in trimmer.saved.items():
+            _log(f"  trimmed {_mb(size):>9}  {rule}")
+        _log(f"  unused distributions: {', '.join(trimmer.unused_dists)}")
+        for rule, paths in trimmer.kept.items():
+            _log(f"  kept (used at runtime) despite rule {rule!r}: {', '.join(paths[:8])}")
+        owned = owners(site)
+        chosen = choose_sources(site, trace, owned, sources)
+        for name, reason in chosen.kept.items():
+            _log(f"  sources kept: {name} ({reason})")
+        _log(f"  bytecode only: {len(chosen.sourceless)} distributions ({', '.join(chosen.sourceless)})")
+        if chosen.display_only_reads:
+            _log(f"  read only to print tracebacks or warnings: {', '.join(chosen.display_only_reads[:8])}")
+        sourceless = {rel for rel, name in owned.items() if name in chosen.sourceless and rel.endswith(".py")}
+        for dest in dests.values():
+            _clean_dir(dest)
+        parts = split_layer(site, owned, dests)
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
+    for part, dest in dests.items():
+        marker = {"arch": arch, "part": part, "python": PYTHON_VERSION, "requirements_sha256": requirements_sha256()}
+        (dest / layer_marker(part)).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+        compile_tree(target_python, dest, LAYER_PREFIX, sourceless=sourceless)
+        records = rewrite_records(dest)
+        trimmer.saved["RECORD rows of files not shipped"] = (
+            trimmer.saved.get("RECORD rows of files not shipped", 0) + records
+        )
+        holds = ", ".join(parts[part]) if part == "numeric" else "the other distributions"
+        _log(f"  layer {part}: {_mb(_tree_size(dest))} ({holds}); RECORD rows of files not shipped: -{records} bytes")
+    return LayerBuild(trimmer, chosen, parts)
 
 
 # --- the function code --------------------------------------------------------------------------------
@@ -585,8 +890,8 @@ def _clutter(_directory: str, names: list[str]) -> list[str]:
     return [n for n in names if n.startswith(".") or n == "__pycache__" or n.endswith((".pyc", ".pyo"))]
 
 
-def build_function(dest: Path, target_python: str, *, sourceless: bool) -> None:
-    """The function's code root in ``dest``: handlers/, core/, pipelines/, data/, bytecode.
+def build_function(dest: Path, target_python: str) -> None:
+    """The function's code root in ``dest``: handlers/, core/, pipelines/, data/, sources and bytecode.
 
     The layout beside ``core/`` is what ``core.settings.bundled_path`` looks for in /var/task.
 
@@ -607,7 +912,7 @@ def build_function(dest: Path, target_python: str, *, sourceless: bool) -> None:
     (dest / "data").mkdir()
     # copyfile follows a symlinked snapshot: the artifact holds the file itself.
     shutil.copyfile(SNAPSHOT, dest / "data" / SNAPSHOT.name)
-    compile_tree(target_python, dest, FUNCTION_PREFIX, sourceless=sourceless)
+    compile_tree(target_python, dest, FUNCTION_PREFIX)
 
 
 # --- zips and the size report -------------------------------------------------------------------------
@@ -625,40 +930,58 @@ def write_zip(tree: Path, archive: Path, prefix: str = "") -> None:
             out.writestr(info, path.read_bytes(), compresslevel=9)
 
 
-def size_report(out: Path, arch: str, trimmer: Trimmer, *, sourceless: bool) -> dict:
-    """Sizes of both trees and zips against Lambda's limits; printed and written to sizes.json."""
-    function = {"unzipped_bytes": _tree_size(out / "function"), "zipped_bytes": (out / "function.zip").stat().st_size}
-    layer = {"unzipped_bytes": _tree_size(out / "layer"), "zipped_bytes": (out / "layer.zip").stat().st_size}
-    total = function["unzipped_bytes"] + layer["unzipped_bytes"]
+def size_report(out: Path, arch: str, build: LayerBuild) -> dict:
+    """Sizes of every tree and zip against Lambda's limits and issue 3's target; printed, and in sizes.json."""
+
+    def sizes(tree: str) -> dict:
+        return {"unzipped_bytes": _tree_size(out / tree), "zipped_bytes": (out / f"{tree}.zip").stat().st_size}
+
+    function = sizes("function")
+    layers = {part: {**sizes(f"layer-{part}"), "distributions": build.parts[part]} for part in LAYER_PARTS}
+    total = function["unzipped_bytes"] + sum(layer["unzipped_bytes"] for layer in layers.values())
     checks = {
         "total_unzipped": "OK" if total <= UNZIPPED_LIMIT else "OVER",
+        "total_unzipped_target": "OK" if total <= TARGET_UNZIPPED else "OVER",
         "function_zip": "OK" if function["zipped_bytes"] <= ZIPPED_LIMIT else "OVER",
-        "layer_zip": "OK" if layer["zipped_bytes"] <= ZIPPED_LIMIT else "OVER",
+        **{
+            f"layer_{part}_zip": "OK" if layer["zipped_bytes"] <= ZIPPED_LIMIT else "OVER"
+            for part, layer in layers.items()
+        },
     }
     report = {
         "arch": arch,
         "python": PYTHON_VERSION,
-        "bytecode": "sourceless" if sourceless else "sources + __pycache__ (unchecked-hash)",
+        "bytecode": "unchecked-hash; function with sources, layers bytecode-only but for sources.kept",
         "function": function,
-        "layer": layer,
+        "layers": layers,
         "total_unzipped_bytes": total,
         "limits": {"unzipped_bytes": UNZIPPED_LIMIT, "zipped_bytes": ZIPPED_LIMIT},
+        "target_unzipped_bytes": TARGET_UNZIPPED,
         "checks": checks,
-        "trimmed_bytes": trimmer.saved,
-        "unused_distributions": trimmer.unused_dists,
+        "sources": {
+            "kept": build.sources.kept,
+            "sourceless": build.sources.sourceless,
+            "reviewed_source_reading_calls": build.sources.reviewed,
+        },
+        "trimmed_bytes": build.trimmer.saved,
+        "unused_distributions": build.trimmer.unused_dists,
     }
     (out / "sizes.json").write_text(json.dumps(report, indent=2) + "\n")
-    rows = [
-        ("function, unzipped", function["unzipped_bytes"], None, None),
-        ("layer, unzipped", layer["unzipped_bytes"], None, None),
+    rows = [("function, unzipped", function["unzipped_bytes"], None, None)]
+    rows += [(f"layer-{part}, unzipped", layer["unzipped_bytes"], None, None) for part, layer in layers.items()]
+    rows += [
         ("total unzipped", total, UNZIPPED_LIMIT, checks["total_unzipped"]),
+        ("  vs issue 3 target", total, TARGET_UNZIPPED, checks["total_unzipped_target"]),
         ("function.zip", function["zipped_bytes"], ZIPPED_LIMIT, checks["function_zip"]),
-        ("layer.zip", layer["zipped_bytes"], ZIPPED_LIMIT, checks["layer_zip"]),
+    ]
+    rows += [
+        (f"layer-{part}.zip", layer["zipped_bytes"], ZIPPED_LIMIT, checks[f"layer_{part}_zip"])
+        for part, layer in layers.items()
     ]
     _log(f"sizes ({arch}, python{PYTHON_VERSION}):")
     for label, size, limit, verdict in rows:
         against = f"  of {_mb(limit):>8}  {verdict}" if limit else ""
-        _log(f"  {label:<20} {_mb(size):>9}{against}")
+        _log(f"  {label:<22} {_mb(size):>9}{against}")
     return report
 
 
@@ -685,30 +1008,29 @@ def samconfig_arch(environment: str) -> str:
 
 
 def build_all(args: argparse.Namespace, target_python: str) -> None:
-    """``make package``: both trees, their zips, the size report, and the check that the artifact runs.
+    """``make package``: every tree, their zips, the size report, and the check that the artifact runs.
 
     Raises:
         PackageError: A step failed, or the artifact is over Lambda's hard limit.
     """
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("function.zip", "layer.zip", "sizes.json"):
+    trees = ["function", *(f"layer-{part}" for part in LAYER_PARTS)]
+    # Outputs of this build, and of the single-layer layout before it (layer/, layer.zip).
+    for stale in (*(f"{tree}.zip" for tree in trees), "layer.zip", "sizes.json"):
         (out / stale).unlink(missing_ok=True)
+    if (out / "layer" / "python").is_dir():
+        shutil.rmtree(out / "layer")
     _log(f"function code → {out / 'function'}")
-    build_function(out / "function", target_python, sourceless=args.sourceless)
-    _log(f"dependency layer ({args.arch}) → {out / 'layer' / 'python'}")
-    _clean_dir(out / "layer")
-    layer = out / "layer" / "python"
-    trimmer = build_layer(args.arch, layer, target_python, sourceless=args.sourceless, use_cache=not args.no_cache)
+    build_function(out / "function", target_python)
+    dests = {part: out / f"layer-{part}" / "python" for part in LAYER_PARTS}
+    _log(f"dependency layers ({args.arch}) → {', '.join(str(d) for d in dests.values())}")
+    build = build_layers(args.arch, dests, target_python, sources=args.sources, use_cache=not args.no_cache)
     _log("zipping")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        zips = [
-            pool.submit(write_zip, out / "function", out / "function.zip"),
-            pool.submit(write_zip, out / "layer", out / "layer.zip"),
-        ]
-        for done in zips:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(trees)) as pool:
+        for done in [pool.submit(write_zip, out / tree, out / f"{tree}.zip") for tree in trees]:
             done.result()
-    report = size_report(out, args.arch, trimmer, sourceless=args.sourceless)
+    report = size_report(out, args.arch, build)
     if args.verify or (args.verify is None and args.arch == host_arch()):
         _log("verifying: the app from the built trees")
         verify(out, target_python)
@@ -717,8 +1039,8 @@ def build_all(args: argparse.Namespace, target_python: str) -> None:
             f"(GENERATOR {', '.join(TRACE_MODES)}; imports {', '.join(CONFIGURED_IMPORTS)})"
         )
     if report["checks"]["total_unzipped"] == "OVER":
-        raise PackageError("function + layer exceed Lambda's 250 MB unzipped limit: Lambda would refuse them")
-    if "OVER" in report["checks"].values():
+        raise PackageError("function + layers exceed Lambda's 250 MB unzipped limit: Lambda would refuse them")
+    if "OVER" in (verdict for check, verdict in report["checks"].items() if check.endswith("_zip")):
         _log(
             "note: a zip over 50 MB cannot be uploaded directly (--zip-file); sam deploy uploads through S3 "
             "(resolve_s3), where only the 250 MB unzipped limit applies"
@@ -736,9 +1058,15 @@ def main(argv: list[str] | None = None) -> int:
         choices=("function", "layer"),
         help="build one part alone into --into (what sam build's makefile targets run); no zips",
     )
+    parser.add_argument("--part", choices=LAYER_PARTS, help="with --only layer: which layer")
     parser.add_argument("--into", type=Path, help="with --only: the folder to fill (layer: the python/ folder)")
     parser.add_argument("--python", help="python3.13 to compile with (default: from PATH, then pyenv)")
-    parser.add_argument("--sourceless", action="store_true", help="ship legacy .pyc only, no .py sources")
+    parser.add_argument(
+        "--sources",
+        choices=("auto", "all"),
+        default="auto",
+        help="auto: the layers keep the .py files only of distributions that read them (default); all: keep every one",
+    )
     parser.add_argument(
         "--no-cache", action="store_true", help="reinstall the wheels and trace again even if .cache/ has them"
     )
@@ -752,17 +1080,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.only) != bool(args.into):
         parser.error("--only and --into go together")
+    if (args.only == "layer") != bool(args.part):
+        parser.error("--part goes with --only layer, and --only layer needs it")
     try:
         if args.samconfig_arch:
             print(samconfig_arch(args.samconfig_arch))
             return 0
         target_python = find_target_python(args.python)
         if args.only == "function":
-            build_function(args.into, target_python, sourceless=args.sourceless)
+            build_function(args.into, target_python)
             _log(f"function in {args.into}: {_mb(_tree_size(args.into))}")
         elif args.only == "layer":
-            build_layer(args.arch, args.into, target_python, sourceless=args.sourceless, use_cache=not args.no_cache)
-            _log(f"layer ({args.arch}) in {args.into}: {_mb(_tree_size(args.into))}")
+            dests = {args.part: args.into}
+            build_layers(args.arch, dests, target_python, sources=args.sources, use_cache=not args.no_cache)
+            _log(f"layer {args.part} ({args.arch}) in {args.into}: {_mb(_tree_size(args.into))}")
         else:
             build_all(args, target_python)
     except PackageError as exc:

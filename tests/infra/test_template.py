@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 SAMCONFIG = ROOT / "samconfig.toml"
 SRC_MAKEFILE = ROOT / "src" / "Makefile"
+# The dependency layers, in ApiFunction's order: logical ID → (ContentUri, scripts/package.py --part).
+LAYERS = {"DependencyLayer": ("layers/deps", "app"), "NumericLayer": ("layers/numeric", "numeric")}
 ENVIRONMENTS = ("default", "staging", "prod")
 # Set in the template for the runtime, not read by core.settings.
 NON_SETTINGS_ENV = {"HAYSTACK_TELEMETRY_ENABLED", "HOME"}
@@ -258,18 +260,26 @@ def test_architecture_parameter_drives_function_and_layer(template):
     assert set(parameter["AllowedValues"]) == {"arm64", "x86_64"}
     ref = {"Ref": "Architecture"}
     assert template["Globals"]["Function"]["Architectures"] == [ref]
-    layer = template["Resources"]["DependencyLayer"]
-    assert layer["Properties"]["CompatibleArchitectures"] == [ref]
-    # SAM CLI resolves this from the parameters, so the wheels follow the deployed architecture.
-    assert layer["Metadata"]["BuildArchitecture"] == ref
+    for name in LAYERS:
+        layer = template["Resources"][name]
+        assert layer["Properties"]["CompatibleArchitectures"] == [ref], name
+        # SAM CLI resolves this from the parameters, so the wheels follow the deployed architecture.
+        assert layer["Metadata"]["BuildArchitecture"] == ref, name
 
 
-def test_api_function_uses_the_dependency_layer(template):
-    layer = template["Resources"]["DependencyLayer"]
-    assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert Path(layer["Properties"]["ContentUri"]) == Path("layers/deps")
+def test_api_function_uses_both_dependency_layers(template):
+    # The pinned dependencies in two layers (each zip under 50 MB), built by the same script from the
+    # same requirements file: each layer's Makefile names its part.
+    assert set(_of_type(template, "AWS::Serverless::LayerVersion")) == set(LAYERS)
+    for name, (folder, part) in LAYERS.items():
+        layer = template["Resources"][name]
+        assert Path(layer["Properties"]["ContentUri"]) == Path(folder), name
+        assert f"--only layer --part {part} " in (ROOT / folder / "Makefile").read_text(), name
     assert (ROOT / "layers" / "deps" / "requirements.txt").is_file()
-    assert {"Ref": "DependencyLayer"} in template["Resources"]["ApiFunction"]["Properties"]["Layers"]
+    layers = template["Resources"]["ApiFunction"]["Properties"]["Layers"]
+    assert layers == [{"Ref": name} for name in LAYERS]
+    # Lambda allows 5 layers per function.
+    assert len(layers) <= 5
 
 
 def test_api_function_is_built_by_the_makefile(template):
