@@ -168,6 +168,7 @@ TRACE_MODES = ("none", "openai", "bedrock")
 CONFIGURED_IMPORTS = (
     "redis",  # REDIS_URL: the L2 cache client (ElastiCache Serverless, cluster mode)
     "redis.cluster",
+    "aws_lambda_powertools.utilities.parameters",  # REDIS_AUTH_SECRET: the cache's credentials
 )
 
 
