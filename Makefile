@@ -68,6 +68,7 @@ BENCH := PYTHONPATH=$(CURDIR)/src:$(CURDIR)/bench $(PY)
 bench: $(VENV)/.installed $(SNAPSHOT) ## Run every benchmark (builds dist/ for x86_64 first); results in bench/results/
 	$(BENCH) bench/retrieval.py
 	$(BENCH) bench/handler.py
+	$(BENCH) bench/cache.py
 	$(MAKE) --no-print-directory package ARCH=x86_64
 	$(BENCH) bench/cold_init.py
 	$(BENCH) bench/quality.py
