@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.cache.build import build_cache
+from core.cache.embeddings import cache_text_embedders
 from core.cache.tiered import TieredCache
 from core.components.generators import ConfiguredChatGenerator
 from core.generators import build_chat_generator
@@ -76,6 +77,7 @@ def build_runtime(
         lambda: load_pipelines(settings.pipelines_dir, loaded.store, generator, settings.max_query_chars),
     )
     cache = timed("cache_ms", lambda: build_cache(settings))
+    cache_text_embedders(pipelines, cache, settings.cache_namespace, settings.cache_ttl_embeddings_s)
     # Loading includes each pipeline's warm-up; report the two apart.
     timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
     timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     cache_ttl_results_s: int = Field(
         default=3600, ge=0, description="TTL of cached pipeline results, s (0: no caching)."
     )
+    cache_ttl_embeddings_s: int = Field(
+        default=86400, ge=0, description="TTL of cached query embeddings of remote text embedders, s (0: off)."
+    )
     cache_l1_max_entries: int = Field(default=1024, ge=0, description="L1 (in-process) entries; 0 turns L1 off.")
     cache_l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="L1 size bound, bytes.")
     cache_l1_ttl_s: int = Field(
