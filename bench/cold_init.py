@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, summary, write_result
+from common import ROOT, run, summary, write_result
 
 sys.path.insert(0, str(ROOT))
 from scripts.package import LAYER_PARTS, REQUIREMENTS, find_target_python, host_arch
@@ -68,8 +68,8 @@ from handlers.api import handler
 
 # Run in each measured process: the import under test, the time it ended, then one untimed event.
 CHILD = """
-import json, sys, time, uuid
-kind, event = sys.argv[1], sys.argv[2]
+import importlib.util, json, sys, time
+kind, event, invoke_script = sys.argv[1], sys.argv[2], sys.argv[3]
 if kind == "bare":
     from haystack import Pipeline
 elif kind == "naive":
@@ -78,18 +78,12 @@ else:
     from handlers.api import handler
 print(f"@@init_done_ns={time.monotonic_ns()} modules={len(sys.modules)}", flush=True)
 if kind != "bare":
-    class Context:
-        function_name = "ApiFunction"
-        function_version = "$LATEST"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-        memory_limit_in_mb = 1024
-        aws_request_id = str(uuid.uuid4())
-        log_group_name = "/aws/lambda/ApiFunction"
-        log_stream_name = "bench"
-        def get_remaining_time_in_millis(self):
-            return 29_000
+    # The Lambda context of `make invoke`, loaded by path: the repository is not on this process's path.
+    spec = importlib.util.spec_from_file_location("lambda_context", invoke_script)
+    invoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(invoke)
     with open(event) as f:
-        response = handler(json.load(f), Context())
+        response = handler(json.load(f), invoke.LambdaContext())
     print(f"@@status={response['statusCode']}", flush=True)
 """
 
@@ -181,7 +175,7 @@ def run_once(target_python: str, kind: str, trees: tuple[Path, Path], home: Path
     child_kind = "bare" if kind == "bare_haystack" else kind
     started = time.monotonic_ns()
     result = subprocess.run(
-        [target_python, "-S", "-c", CHILD, child_kind, str(EVENT)],
+        [target_python, "-S", "-c", CHILD, child_kind, str(EVENT), str(ROOT / "scripts" / "invoke.py")],
         env=env,
         cwd=home,
         capture_output=True,
@@ -263,7 +257,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    print(f"({time.perf_counter() - started:.0f} s)")
-    raise SystemExit(code)
+    run(main)

@@ -61,3 +61,11 @@ def require_snapshot() -> None:
     """Fail with the fix when the default snapshot is missing."""
     if not SNAPSHOT.exists():
         sys.exit(f"{SNAPSHOT} is missing: run `make index` first")
+
+
+def run(main: Callable[[], int]) -> None:
+    """Run a bench's ``main``, print how long it took, exit with its code."""
+    started = time.perf_counter()
+    code = main()
+    print(f"({time.perf_counter() - started:.0f} s)")
+    raise SystemExit(code)

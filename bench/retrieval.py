@@ -12,10 +12,9 @@ Targets (issue 3): retrieval p50 <= 2 ms and snapshot load <= 100 ms at the defa
 """
 
 import tempfile
-import time
 from pathlib import Path
 
-from common import SNAPSHOT, require_snapshot, summary, timed_ms, write_result
+from common import SNAPSHOT, require_snapshot, run, summary, timed_ms, write_result
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from quality import QUERIES
@@ -100,7 +99,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    print(f"({time.perf_counter() - started:.0f} s)")
-    raise SystemExit(code)
+    run(main)

@@ -51,22 +51,16 @@ HASH_BASED_UNCHECKED = 0b01  # PEP 552 flags: hash-based, check_source off
 
 # Lambda's init, in a fresh interpreter: import the handler, invoke it once with an event file.
 INVOKE = """
-import json, os, sys, uuid
+import importlib.util, json, os, sys
 
-class Context:
-    function_name = "ApiFunction"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    memory_limit_in_mb = 1024
-    aws_request_id = str(uuid.uuid4())
-    log_group_name = "/aws/lambda/ApiFunction"
-    log_stream_name = "test"
-    def get_remaining_time_in_millis(self):
-        return 29_000
+# The Lambda context of `make invoke`, loaded by path: only the built trees are on this process's path.
+spec = importlib.util.spec_from_file_location("lambda_context", sys.argv[3])
+invoke = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(invoke)
 
 from handlers.api import handler
 
-response = handler(json.load(open(sys.argv[1])), Context())
+response = handler(json.load(open(sys.argv[1])), invoke.LambdaContext())
 # Modules loaded from source files of the tree (lazy-import proxies in sys.modules have no spec).
 specs = [getattr(m, "__spec__", None) for m in list(sys.modules.values())]
 loaded = [s for s in specs if s and s.has_location and (s.origin or "").startswith(sys.argv[2])]
@@ -181,7 +175,15 @@ def test_app_answers_from_a_read_only_tree_without_writing_bytecode(package, tmp
     _set_writable(code, writable=False)
     before = _listing(code)
     # -S: the build machine's own site-packages (and its .pth hooks) stay out of the artifact's run.
-    command = [package.target_python, "-S", "-c", INVOKE, str(ROOT / "events" / "api-query.json"), str(code)]
+    command = [
+        package.target_python,
+        "-S",
+        "-c",
+        INVOKE,
+        str(ROOT / "events" / "api-query.json"),
+        str(code),
+        str(ROOT / "scripts" / "invoke.py"),
+    ]
     # chmod does not stop root: as root, the tree is also mounted read-only (EROFS, as in Lambda).
     if _read_only_mount_works(tmp_path):
         command = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(code), *command]
