@@ -127,7 +127,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, telemetry=runtime.telemetry)
     router = APIRouter()
 
     @router.get("/health", response_model=Health, operation_id="health", summary="Liveness", tags=["service"])

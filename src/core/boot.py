@@ -47,6 +47,8 @@ check_layer_architecture()  # before numpy and the tokenizers load
 
 import logging  # noqa: E402
 
+from core.observability.logs import configure_logging  # noqa: E402
+from core.observability.tracing import TracingError  # noqa: E402
 from core.pipelines import PipelineLoadError  # noqa: E402
 from core.runtime import Runtime, build_runtime  # noqa: E402
 from core.settings import SettingsError, load_settings  # noqa: E402
@@ -62,23 +64,22 @@ def _ms(since: float) -> float:
 def boot(started: float = STARTED) -> Runtime:
     """Build the runtime from the environment and log the init timings once, as one JSON line.
 
+    Logging is configured first (Powertools JSON for every logger), so init's own lines are JSON too.
+
     Raises:
-        SystemExit: With one line (``init failed: …``) for a bad setting, snapshot or pipeline, so a
-            broken release fails its init instead of answering traffic.
+        SystemExit: With one line (``init failed: …``) for a bad setting, snapshot, pipeline or tracing
+            backend, so a broken release fails its init instead of answering traffic.
     """
     imports_ms = _ms(started)
     try:
         stage = time.perf_counter()
         settings = load_settings()
         settings_ms = _ms(stage)
-        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
-        # Haystack logs every component run, Mangum every request, at INFO; keep those for LOG_LEVEL=DEBUG.
-        chatty = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
-        for name in ("haystack", "mangum"):
-            logging.getLogger(name).setLevel(chatty)
+        powertools_logger = configure_logging(settings)
         runtime = build_runtime(settings)
-    except (SettingsError, SnapshotError, PipelineLoadError) as exc:
+    except (SettingsError, SnapshotError, PipelineLoadError, TracingError) as exc:
         raise SystemExit(f"init failed: {exc}") from None
+    runtime.telemetry.logger = powertools_logger
     runtime.init_timings_ms = {
         "imports_ms": imports_ms,
         "settings_ms": settings_ms,
@@ -86,15 +87,14 @@ def boot(started: float = STARTED) -> Runtime:
         "total_ms": _ms(started),
     }
     logger.info(
-        json.dumps(
-            {
-                "message": "init",
-                "timings_ms": runtime.init_timings_ms,
-                "documents": runtime.store.store.count_documents(),
-                "snapshot": runtime.store.source,
-                "pipelines": {n: ("ready" if p.available else p.unavailable) for n, p in runtime.pipelines.items()},
-            },
-            sort_keys=True,
-        )
+        "init",
+        extra={
+            "timings_ms": runtime.init_timings_ms,
+            "documents": runtime.store.store.count_documents(),
+            "snapshot": runtime.store.source,
+            "pipelines": {n: ("ready" if p.available else p.unavailable) for n, p in runtime.pipelines.items()},
+            "tracing": runtime.telemetry.tracing.backend,
+            "version": runtime.telemetry.metrics.version,
+        },
     )
     return runtime

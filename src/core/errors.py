@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.observability.context import current_request
+
 logger = logging.getLogger("core.errors")
 
 _HTTP_CODES = {
@@ -43,7 +45,10 @@ def request_id_of(request: Request) -> str:
 def error_response(
     request_id: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    """The error body as a response."""
+    """The error body as a response (its code also goes to the request's audit line)."""
+    record = current_request()
+    if record is not None:
+        record.error_code = code
     body = {"error": {"code": code, "message": message, "request_id": request_id}}
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -1,7 +1,9 @@
-"""Request context: request id, JSON bodies whatever the declared type, and a last-resort 500.
+"""Request context: request id, telemetry, JSON bodies whatever the declared type, and a last-resort 500.
 
 A pure ASGI middleware (not ``BaseHTTPMiddleware``): no extra task per request, and an exception
-that escapes the app becomes the error body here instead of a stack trace.
+that escapes the app becomes the error body here instead of a stack trace. Each request opens a
+``RequestRecord`` that the routes fill in; when the response is sent (or the app fails), the telemetry
+writes its audit line and metrics, so a 500 from an escaped exception counts in ``Errors5xx`` too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import re
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.observability.context import RequestRecord, close_request, open_request
+from core.observability.telemetry import Telemetry
 
 logger = logging.getLogger("core.middleware")
 
@@ -47,10 +52,11 @@ def _as_json_body(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes
 
 
 class RequestContextMiddleware:
-    """Sets ``request.state.request_id``, echoes it in ``X-Request-Id``, and answers unhandled errors."""
+    """Sets ``request.state.request_id``, echoes it in ``X-Request-Id``, observes and answers unhandled errors."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
         self.app = app
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -61,30 +67,40 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         if scope["method"] in {"POST", "PUT", "PATCH"}:
             scope["headers"] = _as_json_body(list(scope["headers"]))
-        started = False
+        record = RequestRecord(request_id, scope["method"], scope["path"])
+        token = open_request(record)
+        self.telemetry.start(record)
+        status = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            logger.exception("unhandled error", extra={"request_id": request_id})
-            if started:
-                raise
-            body = json.dumps(
-                {"error": {"code": "internal_error", "message": "internal error", "request_id": request_id}}
-            ).encode()
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                logger.exception("unhandled error")
+                if status:
+                    raise
+                record.error_code = "internal_error"
+                await _internal_error(send_with_id, request_id)
+        finally:
+            self.telemetry.finish(record, status or 500, in_lambda="aws.event" in scope)
+            close_request(token)
+
+
+async def _internal_error(send: Send, request_id: str) -> None:
+    body = json.dumps({"error": {"code": "internal_error", "message": "internal error", "request_id": request_id}})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body.encode()})

@@ -1,4 +1,4 @@
-"""Everything a container builds once at init, in order: settings → store → generator → pipelines → cache.
+"""Everything a container builds once at init, in order: settings → telemetry → store → generator → pipelines → cache.
 
 The handler builds one ``Runtime`` at module scope (through ``core.boot``); tests build their own with
 other settings or a prepared store. ``init_timings_ms`` records how long each stage took.
@@ -16,6 +16,7 @@ from core.cache.embeddings import cache_text_embedders
 from core.cache.tiered import TieredCache
 from core.components.generators import ConfiguredChatGenerator
 from core.generators import build_chat_generator
+from core.observability.telemetry import Telemetry, build_telemetry
 from core.pipelines import ServedPipeline, load_pipelines
 from core.settings import Settings
 from core.store import LoadedStore, load_store
@@ -30,6 +31,7 @@ class Runtime:
     chat_generator: Any | None
     pipelines: dict[str, ServedPipeline]
     cache: TieredCache
+    telemetry: Telemetry
     init_timings_ms: dict[str, float] = field(default_factory=dict)
     chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator
 
@@ -59,10 +61,12 @@ def build_runtime(
     """Build the runtime; ``store`` and ``chat_generator_factory`` let tests supply their own.
 
     Raises:
+        core.observability.tracing.TracingError: The tracing backend cannot run here.
         core.snapshot.SnapshotError: The store snapshot is missing or invalid.
         core.pipelines.PipelineLoadError: A pipeline file is invalid.
     """
     timings: dict[str, float] = {}
+    telemetry = build_telemetry(settings)  # first: Haystack's tracer must be set before pipelines warm up
 
     def timed(stage: str, build: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -81,4 +85,4 @@ def build_runtime(
     # Loading includes each pipeline's warm-up; report the two apart.
     timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
     timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)
-    return Runtime(settings, loaded, generator, pipelines, cache, timings, chat_generator_factory)
+    return Runtime(settings, loaded, generator, pipelines, cache, telemetry, timings, chat_generator_factory)

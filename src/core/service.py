@@ -15,6 +15,7 @@ from core.cache.keys import result_key
 from core.cache.tiered import HIT_L1, HIT_L2
 from core.components.generators import GeneratorError, GeneratorNotConfiguredError
 from core.errors import ApiError
+from core.observability.context import current_request
 from core.pipelines import ServedPipeline
 from core.runtime import Runtime
 from core.schemas import QueryRequest
@@ -111,8 +112,18 @@ def run_cached(
     tenant: str = DEFAULT_TENANT,
     control: CacheControl = CacheControl(),
 ) -> Served:
-    """Run a pipeline through the cache (L1 → L2 → pipeline), keyed by tenant, pipeline version and inputs."""
+    """Run a pipeline through the cache (L1 → L2 → pipeline), keyed by tenant, pipeline version and inputs.
+
+    The request's record (``core.observability``) learns the pipeline, tenant, query fingerprint, how
+    the cache served it and the cache's L2 failures; a pipeline that ran writes its own metrics.
+    """
     started = time.perf_counter()
+    record = current_request()
+    if record is not None:
+        record.pipeline, record.pipeline_version, record.tenant = served.name, served.version, tenant
+        record.query = runtime.telemetry.query_facts(values.get("query"))
+    stats = runtime.cache.stats
+    l2_failures = stats.l2_errors + stats.l2_skipped
     key = result_key(
         runtime.settings.cache_namespace,
         kind="results",
@@ -125,12 +136,17 @@ def run_cached(
     computed: dict[str, Any] = {}
 
     def compute() -> bytes:
-        computed["outputs"], _ = run_pipeline(served, values)
+        computed["outputs"], elapsed_ms = run_pipeline(served, values)
+        if record is not None:
+            record.pipeline_ms = elapsed_ms
+            runtime.telemetry.metrics.record_pipeline(record)
         return json.dumps(computed["outputs"], separators=(",", ":"), ensure_ascii=False).encode()
 
     value, status = runtime.cache.get_or_compute(
         key, runtime.settings.cache_ttl_results_s, compute, bypass=not control.read, store=control.write
     )
+    if record is not None:
+        record.cache, record.cache_errors = status, stats.l2_errors + stats.l2_skipped - l2_failures
     # A computed result is used as is; only a cached one is decoded.
     outputs = computed["outputs"] if "outputs" in computed else json.loads(value)
     return Served(outputs, status, round((time.perf_counter() - started) * 1000, 2))

@@ -132,6 +132,38 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the service's loggers."
     )
+    powertools_service_name: str = Field(
+        default="haystack-serverless",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="`service` key of every log line and `service` dimension of every metric.",
+    )
+    powertools_metrics_namespace: str = Field(
+        default="HaystackServerless",
+        pattern=r"^[A-Za-z0-9_./#:-]{1,255}$",
+        description="CloudWatch namespace of the EMF metrics (the template's alarms read the same one).",
+    )
+    powertools_logger_sample_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Fraction of requests logged at DEBUG whatever `LOG_LEVEL` says."
+    )
+    powertools_dev: bool = Field(
+        default=False, description="Indented, readable JSON logs and EMF lines (`make run` turns it on)."
+    )
+    powertools_metrics_disabled: bool = Field(
+        default=False,
+        description="No EMF metrics at all. Powertools also mutes them when `POWERTOOLS_DEV` is on and this is unset.",
+    )
+    log_query_text: bool = Field(
+        default=False,
+        description="Log query text in clear (debugging). Off: logs carry only its SHA-256 prefix and length.",
+    )
+    tracing_backend: Literal["off", "xray", "otel"] = Field(
+        default="off",
+        description="Traces of requests, pipelines and components: `xray` (Powertools Tracer, X-Ray SDK), "
+        "`otel` (the OpenTelemetry provider the ADOT layer configures), `off` (nothing imported).",
+    )
+    haystack_content_tracing_enabled: bool = Field(
+        default=False, description="Put pipeline and component inputs/outputs (user content) into traces."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -14,6 +14,8 @@ import logging
 import random
 from collections.abc import Callable
 
+from haystack import tracing as haystack_tracing
+
 from core.runtime import Runtime
 
 logger = logging.getLogger("core.snapstart")
@@ -56,9 +58,19 @@ def _rest_event(method: str, path: str, body: dict | None) -> dict:
 
 
 def before_snapshot(runtime: Runtime, handler: Callable[[dict, object], dict] | None = None) -> None:
-    """Send the priming events through the handler so first-call work lands in the snapshot."""
-    statuses = [handler(event, None)["statusCode"] for event in priming_events(runtime)] if handler else []
-    logger.info("snapshot primed: statuses %s", statuses)
+    """Send the priming events through the ASGI handler so first-call work lands in the snapshot.
+
+    Priming is not traffic: Haystack's spans are off meanwhile (there is no trace to join), and the
+    request metrics it produced are dropped, or the first restored invocation would publish them.
+    """
+    tracer = haystack_tracing.tracer.actual_tracer
+    haystack_tracing.disable_tracing()
+    try:
+        statuses = [handler(event, None)["statusCode"] for event in priming_events(runtime)] if handler else []
+    finally:
+        haystack_tracing.enable_tracing(tracer)
+        runtime.telemetry.metrics.discard()
+    logger.info("snapshot primed", extra={"statuses": statuses})
 
 
 def after_restore(runtime: Runtime) -> None:
@@ -73,7 +85,8 @@ def register_hooks(runtime: Runtime, handler: Callable[[dict, object], dict] | N
 
     Args:
         runtime: The container's runtime.
-        handler: The Lambda handler, used to prime the snapshot with ``priming_events``.
+        handler: Mangum's handler (not the Powertools-wrapped entry point: priming has no Lambda
+            context and is no invocation), used to prime the snapshot with ``priming_events``.
     """
     try:
         from snapshot_restore_py import register_after_restore, register_before_snapshot  # noqa: PLC0415

@@ -319,7 +319,11 @@ def test_invoke_script_runs_the_handler_with_an_event_file(small_snapshot):
         ["scripts/invoke.py", "events/api-query.json"], clean_env(STORE_SNAPSHOT_URI=str(small_snapshot))
     )
     assert result.returncode == 0, result.stderr
-    response = json.loads(result.stdout)
+    # The log lines (one JSON object per line) come first, as in CloudWatch; the response is printed last.
+    logs, _, printed = result.stdout.rpartition("\n{\n")
+    response = json.loads("{\n" + printed)
+    audit = [json.loads(line) for line in logs.splitlines() if '"core.audit"' in line]
+    assert [a["correlation_id"] for a in audit] == [request_id(load_event("api-query.json"))]
     assert response["statusCode"] == 200
     assert header_values(response, "x-request-id") == [request_id(load_event("api-query.json"))]
     assert json.loads(response["body"])["query"] == QUERY_BODY["text"]

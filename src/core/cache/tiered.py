@@ -33,6 +33,7 @@ class CacheStats:
     misses: int = 0
     bypasses: int = 0
     l2_errors: int = 0
+    l2_skipped: int = 0  # L2 calls not made: breaker open, or the configured L2 could not be built
     last_l2_error: str | None = None
     computed: int = 0
     waited_for_lock: int = 0
@@ -75,6 +76,8 @@ class TieredCache:
 
     def _l2(self, operation: Callable[[], object], default: object = None) -> object:
         if self.l2 is None or not self.breaker.allow():
+            if self.l2 is not None or self.problem:
+                self.stats.l2_skipped += 1
             return default
         try:
             result = operation()
@@ -220,6 +223,7 @@ class TieredCache:
             "hits_l2": self.stats.hits_l2,
             "misses": self.stats.misses,
             "l2_errors": self.stats.l2_errors,
+            "l2_skipped": self.stats.l2_skipped,
         }
 
     def ping(self) -> bool | None:

@@ -13,10 +13,13 @@ at warm-up, and the pipeline is listed but not runnable.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from haystack import component, default_to_dict
 from haystack.dataclasses import ChatMessage
+
+from core.observability.context import current_request
 
 
 class GeneratorNotConfiguredError(RuntimeError):
@@ -74,8 +77,34 @@ class ConfiguredChatGenerator:
         """
         self.warm_up()
         kwargs = {**self.generation_kwargs, **(generation_kwargs or {})}
+        started = time.perf_counter()
         try:
             result = self.backend.run(messages=messages, generation_kwargs=kwargs or None)
         except Exception as exc:
             raise GeneratorError(f"{type(self.backend).__name__} failed: {type(exc).__name__}") from exc
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+        record = current_request()
+        if record is not None:
+            record.add_generator_call(elapsed_ms, token_usage(result["replies"]))
         return {"replies": result["replies"]}
+
+
+_INPUT_KEYS = ("prompt_tokens", "input_tokens", "inputTokens")
+_OUTPUT_KEYS = ("completion_tokens", "output_tokens", "outputTokens")
+
+
+def token_usage(replies: list[ChatMessage]) -> dict[str, int | None]:
+    """Input and output tokens the backend reported in the replies' ``meta["usage"]`` (``None`` when silent).
+
+    OpenAI-compatible servers and Bedrock's Converse (through amazon-bedrock-haystack) report
+    ``prompt_tokens``/``completion_tokens``; the raw Converse names are accepted too.
+    """
+    usage: dict[str, int | None] = {"input_tokens": None, "output_tokens": None}
+    for reply in replies:
+        reported = (reply.meta or {}).get("usage") or {}
+        for name, keys in (("input_tokens", _INPUT_KEYS), ("output_tokens", _OUTPUT_KEYS)):
+            value = next((reported[k] for k in keys if isinstance(reported.get(k), int)), None)
+            if value is not None:
+                usage[name] = (usage[name] or 0) + value
+    return usage

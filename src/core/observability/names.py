@@ -1,0 +1,40 @@
+"""The names the service emits and the template's alarms and dashboard read: one place for both.
+
+``tests/infra/test_observability_template.py`` checks that every alarm and dashboard metric is one the
+code emits, with the same namespace, metric name and dimension names.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Lambda sets this for every published version ("7") and for "$LATEST"; unset outside Lambda.
+FUNCTION_VERSION_ENV: Final = "AWS_LAMBDA_FUNCTION_VERSION"
+LOCAL_VERSION: Final = "local"
+
+# Dimension names. A request-level metric carries (service, version); a pipeline metric adds pipeline.
+DIM_SERVICE: Final = "service"
+DIM_VERSION: Final = "version"
+DIM_PIPELINE: Final = "pipeline"
+REQUEST_DIMENSIONS: Final = (DIM_SERVICE, DIM_VERSION)
+PIPELINE_DIMENSIONS: Final = (DIM_SERVICE, DIM_VERSION, DIM_PIPELINE)
+
+# Request-level metrics: one EMF document per request, dimensions REQUEST_DIMENSIONS.
+REQUESTS: Final = "Requests"
+LATENCY: Final = "Latency"
+ERRORS_4XX: Final = "Errors4xx"
+ERRORS_5XX: Final = "Errors5xx"
+CACHE_HITS: Final = "CacheHits"
+CACHE_MISSES: Final = "CacheMisses"
+CACHE_ERRORS: Final = "CacheErrors"
+
+# Pipeline metrics: one EMF document per pipeline run (not for cache hits), dimensions PIPELINE_DIMENSIONS.
+PIPELINE_LATENCY: Final = "PipelineLatency"
+GENERATOR_LATENCY: Final = "GeneratorLatency"
+GENERATOR_INPUT_TOKENS: Final = "GeneratorInputTokens"
+GENERATOR_OUTPUT_TOKENS: Final = "GeneratorOutputTokens"
+
+# Powertools' cold start metric (``log_metrics(capture_cold_start_metric=True)``): its own document,
+# dimensions (function_name, service).
+COLD_START: Final = "ColdStart"
+COLD_START_DIMENSIONS: Final = ("function_name", DIM_SERVICE)
