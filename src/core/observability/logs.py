@@ -36,6 +36,7 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> Logg
             ``POWERTOOLS_DEV`` (indented lines) are read here.
         stream: Where the lines go (stdout by default; tests pass a buffer).
     """
+    _forget_previous(settings.powertools_service_name)
     serializer = None
     if settings.powertools_dev:
         serializer = lambda data: json.dumps(data, indent=2, default=str, ensure_ascii=False)  # noqa: E731
@@ -55,6 +56,16 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> Logg
     root.setLevel(settings.log_level)
     LevelSampler(settings).apply(sampled=False)
     return logger
+
+
+def _forget_previous(service: str) -> None:
+    """Undo an earlier configuration of the same service (tests, benchmarks): Powertools would reuse it."""
+    existing = logging.getLogger(service)
+    if getattr(existing, "init", False):
+        for handler in existing.handlers[:]:
+            existing.removeHandler(handler)
+        for attribute in ("init", "powertools_handler", "powertools_buffer_config", "powertools_buffer_cache"):
+            existing.__dict__.pop(attribute, None)
 
 
 class LevelSampler:

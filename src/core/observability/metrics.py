@@ -47,7 +47,10 @@ class ServiceMetrics:
         # Powertools mutes metrics in dev mode unless POWERTOOLS_METRICS_DISABLED is set (to false) explicitly.
         explicit = "powertools_metrics_disabled" in settings.model_fields_set
         self.enabled = not settings.powertools_metrics_disabled and (explicit or not settings.powertools_dev)
+        # Powertools' Metrics share one document per process: a new container-level instance starts it afresh.
         self.metrics = Metrics(namespace=self.namespace, service=self.service)
+        self.metrics.clear_default_dimensions()
+        self.metrics.clear_metrics()
         self.metrics.set_default_dimensions(**{names.DIM_VERSION: self.version})
 
     def record_request(self, record: RequestRecord, status: int) -> None:

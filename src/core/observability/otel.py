@@ -12,7 +12,6 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from haystack import tracing as haystack_tracing
 from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
 from opentelemetry import trace
 
@@ -41,7 +40,7 @@ class OtelTracing:
                 "layer (AdotLayerArn) or set TRACING_BACKEND=xray|off"
             )
         self.tracer = provider.get_tracer(settings.powertools_service_name)
-        haystack_tracing.enable_tracing(OpenTelemetryTracer(self.tracer))
+        self.haystack_tracer = OpenTelemetryTracer(self.tracer)
 
     def lambda_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """One server span per invocation (under ADOT's invocation span when the layer opened one)."""

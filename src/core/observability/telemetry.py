@@ -35,10 +35,11 @@ class Telemetry:
     logger: Any = None  # the Powertools Logger, once core.boot configured logging
 
     def start(self, record: RequestRecord) -> None:
-        """Begin a request: its log level (sampling) and its correlation id on every line."""
-        self.sampler.draw()
+        """Begin a request: its log level (sampling), and its correlation id and version on every line."""
+        sampled = self.sampler.draw()
         if self.logger is not None:
-            self.logger.append_keys(correlation_id=record.request_id)
+            self.logger.append_keys(correlation_id=record.request_id, function_version=self.metrics.version)
+        audit_logger.debug("request started", extra={"method": record.method, "path": record.path, "sampled": sampled})
 
     def query_facts(self, text: Any) -> dict[str, Any]:
         """What the logs may say about a query (hash and length; the text only with ``LOG_QUERY_TEXT``)."""
@@ -77,14 +78,19 @@ class Telemetry:
         )
         if not in_lambda:
             self.metrics.flush()
-        if self.logger is not None:
-            self.logger.remove_keys(["correlation_id"])
+            if self.logger is not None:  # on Lambda, inject_lambda_context(clear_state=True) resets the keys
+                self.logger.remove_keys(["correlation_id"])
 
     def lambda_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap the Lambda entry point: Powertools context keys, tracing, and the metric flush with cold start."""
         from aws_lambda_powertools.logging import correlation_paths  # noqa: PLC0415 - jmespath paths, Lambda only
 
-        wrapped = self.tracing.lambda_handler(handler)
+        def handler_entry(event: Any, context: Any) -> Any:
+            # A plain function: the decorators read __name__/__module__, which a Mangum instance lacks.
+            return handler(event, context)
+
+        handler_entry.__name__ = "handler"  # the X-Ray subsegment is "## handler", as in any Powertools function
+        wrapped = self.tracing.lambda_handler(handler_entry)
         if self.metrics.enabled:
             wrapped = self.metrics.metrics.log_metrics(wrapped, capture_cold_start_metric=True)
         if self.logger is not None:

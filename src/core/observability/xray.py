@@ -7,7 +7,7 @@ handler → ``haystack.pipeline.run`` → one subsegment per component, each wit
 Haystack's tag keys (``haystack.component.name``) are not valid X-Ray annotation keys (alphanumerics
 and ``_`` only): they become ``haystack_component_name``. Short scalars are annotations (indexed,
 filterable: ``annotation.haystack_component_name = "retriever"``); anything else — dicts, long text,
-and content when ``HAYSTACK_CONTENT_TRACING_ENABLED`` lets Haystack send it — goes to metadata.
+and content when ``HAYSTACK_CONTENT_TRACING_ENABLED`` lets it through ``ContentGuard`` — is metadata.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class XRayTracing:
 
     def __init__(self, settings: Settings, tracer: Tracer | None = None) -> None:
         self.tracer = tracer or Tracer(service=settings.powertools_service_name, patch_modules=PATCHED_MODULES)
-        haystack_tracing.enable_tracing(XRayHaystackTracer(self.tracer.provider))
+        self.haystack_tracer = XRayHaystackTracer(self.tracer.provider)
 
     def lambda_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """``## handler`` subsegment per invocation, with the ``ColdStart`` and ``Service`` annotations.
