@@ -41,8 +41,10 @@ $(SNAPSHOT): $(VENV)/.installed src/core/corpus.py src/core/indexing.py src/core
 index: $(VENV)/.installed ## Build the embedded store snapshot (data/stdlib.snapshot) from the default corpus
 	$(PY) -m core.indexing --output $(SNAPSHOT)
 
-run: $(VENV)/.installed $(SNAPSHOT) ## Serve the API on http://127.0.0.1:3000 (PORT= overrides)
-	$(VENV)/bin/uvicorn handlers.api:app --host 127.0.0.1 --port $(PORT)
+# Powertools dev mode: indented JSON logs and EMF lines on the console; metrics stay on (dev mode alone mutes them).
+run: $(VENV)/.installed $(SNAPSHOT) ## Serve the API on http://127.0.0.1:3000 (PORT= overrides); logs and metrics on the console
+	POWERTOOLS_DEV=$${POWERTOOLS_DEV:-true} POWERTOOLS_METRICS_DISABLED=$${POWERTOOLS_METRICS_DISABLED:-false} \
+	  $(VENV)/bin/uvicorn handlers.api:app --host 127.0.0.1 --port $(PORT) --no-access-log
 
 invoke: $(VENV)/.installed $(SNAPSHOT) ## Run the Lambda handler in-process with EVENT=events/....json
 	@$(PY) scripts/invoke.py $(EVENT)

@@ -169,6 +169,11 @@ CONFIGURED_IMPORTS = (
     "redis",  # REDIS_URL: the L2 cache client (ElastiCache Serverless, cluster mode)
     "redis.cluster",
     "aws_lambda_powertools.utilities.parameters",  # REDIS_AUTH_SECRET: the cache's credentials
+    "core.observability.xray",  # TRACING_BACKEND=xray: Powertools Tracer, the X-Ray SDK and its patches
+    "aws_xray_sdk.core",
+    "aws_xray_sdk.ext.botocore.patch",
+    "aws_xray_sdk.ext.httpx.patch",
+    "core.observability.otel",  # TRACING_BACKEND=otel: opentelemetry-haystack over the ADOT layer's SDK
 )
 
 
