@@ -22,6 +22,7 @@ from core.observability import names
 from core.observability.logs import configure_logging
 from core.runtime import build_runtime
 from scripts.invoke import LambdaContext
+from tests.functional.test_generators import aws_credentials, bedrock_with_stubbed_client, converse_response  # noqa: F401
 from tests.functional.test_handler_events import load_event
 
 QUERY = "how do I parse JSON"
@@ -286,3 +287,17 @@ def test_dev_mode_prints_readable_logs_and_metrics(observed, capsys):
     out = capsys.readouterr().out
     assert '\n  "_aws": {' in out  # indented EMF
     assert '\n  "message": "request"' in stream.getvalue()  # indented log lines
+
+
+@pytest.mark.usefixtures("aws_credentials")
+def test_bedrock_token_usage_reaches_the_metrics(observed, capsys):
+    def setup(stubber, _client):
+        stubber.add_response("converse", converse_response("Use json.loads."))  # usage: 120 in, 9 out
+
+    client, _, _, _ = observed(
+        chat_generator_factory=lambda s: bedrock_with_stubbed_client(s, setup), generator="bedrock"
+    )
+    capsys.readouterr()
+    assert client.post("/query", json={"text": QUERY}).status_code == 200
+    (pipeline,) = [d for d in emf_documents(capsys.readouterr().out) if names.PIPELINE_LATENCY in metric_names(d)]
+    assert (pipeline[names.GENERATOR_INPUT_TOKENS], pipeline[names.GENERATOR_OUTPUT_TOKENS]) == ([120.0], [9.0])
