@@ -27,8 +27,8 @@ SRC_MAKEFILE = ROOT / "src" / "Makefile"
 # The dependency layers, in ApiFunction's order: logical ID → (ContentUri, scripts/package.py --part).
 LAYERS = {"DependencyLayer": ("layers/deps", "app"), "NumericLayer": ("layers/numeric", "numeric")}
 ENVIRONMENTS = ("default", "staging", "prod")
-# Set in the template for the runtime, not read by core.settings.
-NON_SETTINGS_ENV = {"HAYSTACK_TELEMETRY_ENABLED", "HOME"}
+# Set in the template for the runtime, not read by core.settings (the ADOT layer's wrapper for Lambda).
+NON_SETTINGS_ENV = {"HAYSTACK_TELEMETRY_ENABLED", "HOME", "AWS_LAMBDA_EXEC_WRAPPER"}
 
 # Runs in a fresh interpreter: import the handler's module, report what Lambda's init would have built.
 PROBE = """
@@ -277,7 +277,9 @@ def test_api_function_uses_both_dependency_layers(template):
         assert f"--only layer --part {part} " in (ROOT / folder / "Makefile").read_text(), name
     assert (ROOT / "layers" / "deps" / "requirements.txt").is_file()
     layers = template["Resources"]["ApiFunction"]["Properties"]["Layers"]
-    assert layers == [{"Ref": name} for name in LAYERS]
+    assert layers[: len(LAYERS)] == [{"Ref": name} for name in LAYERS]
+    # Then only the ADOT layer, with TracingBackend=otel (tests/infra/test_observability_template.py).
+    assert layers[len(LAYERS) :] == [{"Fn::If": ["UseOtel", {"Ref": "AdotLayerArn"}, {"Ref": "AWS::NoValue"}]}]
     # Lambda allows 5 layers per function.
     assert len(layers) <= 5
 
