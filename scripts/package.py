@@ -136,7 +136,8 @@ FUNCTION_PREFIX = "/var/task"
 
 # The AWS services this project calls or will call (S3 snapshots, Bedrock, STS/SSO credentials, SSM and
 # Secrets Manager settings, DynamoDB idempotency, SQS ingestion, CloudWatch metrics and logs, Lambda
-# alias weights, CodeDeploy hooks, ElastiCache). botocore needs a service's model to create its client:
+# alias weights, CodeDeploy hooks, ElastiCache; X-Ray: the X-Ray SDK's sampling connector creates its
+# client, unused on Lambda, when its recorder is set up under TRACING_BACKEND=xray). botocore needs a service's model to create its client:
 # add a service here before calling it. Services the import trace opens are kept as well.
 AWS_SERVICES = (
     "bedrock",
@@ -154,6 +155,7 @@ AWS_SERVICES = (
     "sso",
     "sso-oidc",
     "sts",
+    "xray",
 )
 # Files at the top of botocore/data that every client reads (endpoint resolution, retries, defaults).
 BOTOCORE_DATA_FILES = ("endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json")

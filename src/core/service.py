@@ -139,7 +139,7 @@ def run_cached(
         computed["outputs"], elapsed_ms = run_pipeline(served, values)
         if record is not None:
             record.pipeline_ms = elapsed_ms
-            runtime.telemetry.metrics.record_pipeline(record)
+            runtime.telemetry.pipeline_ran(record)
         return json.dumps(computed["outputs"], separators=(",", ":"), ensure_ascii=False).encode()
 
     value, status = runtime.cache.get_or_compute(

@@ -14,8 +14,6 @@ import logging
 import random
 from collections.abc import Callable
 
-from haystack import tracing as haystack_tracing
-
 from core.runtime import Runtime
 
 logger = logging.getLogger("core.snapstart")
@@ -60,16 +58,11 @@ def _rest_event(method: str, path: str, body: dict | None) -> dict:
 def before_snapshot(runtime: Runtime, handler: Callable[[dict, object], dict] | None = None) -> None:
     """Send the priming events through the ASGI handler so first-call work lands in the snapshot.
 
-    Priming is not traffic: Haystack's spans are off meanwhile (there is no trace to join), and the
-    request metrics it produced are dropped, or the first restored invocation would publish them.
+    Priming is not traffic: no audit line, no metric (the version being published would count it), no
+    Haystack span (there is no trace to join) — ``Telemetry.mute``.
     """
-    tracer = haystack_tracing.tracer.actual_tracer
-    haystack_tracing.disable_tracing()
-    try:
+    with runtime.telemetry.mute():
         statuses = [handler(event, None)["statusCode"] for event in priming_events(runtime)] if handler else []
-    finally:
-        haystack_tracing.enable_tracing(tracer)
-        runtime.telemetry.metrics.discard()
     logger.info("snapshot primed", extra={"statuses": statuses})
 
 

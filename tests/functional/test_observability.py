@@ -301,3 +301,11 @@ def test_bedrock_token_usage_reaches_the_metrics(observed, capsys):
     assert client.post("/query", json={"text": QUERY}).status_code == 200
     (pipeline,) = [d for d in emf_documents(capsys.readouterr().out) if names.PIPELINE_LATENCY in metric_names(d)]
     assert (pipeline[names.GENERATOR_INPUT_TOKENS], pipeline[names.GENERATOR_OUTPUT_TOKENS]) == ([120.0], [9.0])
+
+
+def test_the_audit_line_is_written_whatever_the_log_level(observed):
+    client, _, _, stream = observed(log_level="WARNING")
+    client.post("/query", json={"text": QUERY})
+    lines = log_lines(stream)
+    assert [line["message"] for line in lines if line["name"] == "core.audit"] == ["request"]
+    assert all(line["level"] != "DEBUG" for line in lines)

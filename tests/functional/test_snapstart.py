@@ -72,6 +72,22 @@ def test_priming_runs_retrieval_only_through_the_handler(make_settings, small_st
     assert calls == [200, 200]
 
 
+def test_priming_is_not_traffic_no_metric_no_audit_line_no_span(make_settings, small_store, capsys, caplog):
+    from haystack import tracing as haystack_tracing
+    from mangum import Mangum
+
+    runtime = build_runtime(make_settings(), store=small_store)
+    sentinel = haystack_tracing.tracer.actual_tracer
+    capsys.readouterr()
+    with caplog.at_level("INFO", logger="core.audit"):
+        before_snapshot(runtime, Mangum(create_app(runtime), lifespan="off"))
+    assert '"_aws"' not in capsys.readouterr().out  # neither the pipeline's nor the requests' documents
+    assert not [r for r in caplog.records if r.name == "core.audit"]
+    assert not runtime.telemetry.metrics.metrics.metric_set  # nothing left for the first real invocation
+    assert haystack_tracing.tracer.actual_tracer is sentinel  # tracing back as it was
+    assert not runtime.telemetry.muted
+
+
 def test_hooks_register_with_snapshot_restore_py_and_are_skipped_without_it(make_settings, small_store, monkeypatch):
     runtime = build_runtime(make_settings(), store=small_store)
     before = len(snapshot_restore_py.get_before_snapshot())

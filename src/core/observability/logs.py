@@ -25,6 +25,8 @@ from core.settings import Settings
 
 # Haystack logs every component run and Mangum every request at INFO: kept for DEBUG (or a sampled request).
 CHATTY_LOGGERS = ("haystack", "mangum")
+# The audit trail is written whatever LOG_LEVEL says (WARNING in an environment must not lose it).
+AUDIT_LOGGER = "core.audit"
 QUERY_HASH_CHARS = 16
 
 
@@ -87,6 +89,7 @@ class LevelSampler:
         logging.getLogger().setLevel(logging.DEBUG if sampled else self.level)
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+        logging.getLogger(AUDIT_LOGGER).setLevel(logging.INFO)
 
 
 def fingerprint(text: Any, *, clear: bool = False) -> dict[str, Any]:

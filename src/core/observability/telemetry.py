@@ -8,19 +8,23 @@ Powertools' decorators (context keys, cold start, metric flush) and the tracing 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from haystack import tracing as haystack_tracing
+
 from core.cache.tiered import HIT_L1, HIT_L2
 from core.observability.context import RequestRecord
-from core.observability.logs import LevelSampler, fingerprint
+from core.observability.logs import AUDIT_LOGGER, LevelSampler, fingerprint
 from core.observability.metrics import ServiceMetrics
 from core.observability.tracing import Tracing, build_tracing
 from core.settings import Settings
 
-audit_logger = logging.getLogger("core.audit")
+audit_logger = logging.getLogger(AUDIT_LOGGER)  # at INFO whatever LOG_LEVEL says (core.observability.logs)
+request_logger = logging.getLogger("core.request")
 AUDIT_MESSAGE = "request"
 
 
@@ -33,20 +37,30 @@ class Telemetry:
     tracing: Tracing
     sampler: LevelSampler
     logger: Any = None  # the Powertools Logger, once core.boot configured logging
+    muted: bool = False  # no audit line, no metrics (SnapStart priming is not traffic)
 
     def start(self, record: RequestRecord) -> None:
         """Begin a request: its log level (sampling), and its correlation id and version on every line."""
         sampled = self.sampler.draw()
         if self.logger is not None:
             self.logger.append_keys(correlation_id=record.request_id, function_version=self.metrics.version)
-        audit_logger.debug("request started", extra={"method": record.method, "path": record.path, "sampled": sampled})
+        request_logger.debug(
+            "request started", extra={"method": record.method, "path": record.path, "sampled": sampled}
+        )
 
     def query_facts(self, text: Any) -> dict[str, Any]:
         """What the logs may say about a query (hash and length; the text only with ``LOG_QUERY_TEXT``)."""
         return fingerprint(text, clear=self.settings.log_query_text)
 
+    def pipeline_ran(self, record: RequestRecord) -> None:
+        """A pipeline run ended (not a cache hit): its metrics document."""
+        if not self.muted:
+            self.metrics.record_pipeline(record)
+
     def finish(self, record: RequestRecord, status: int, *, in_lambda: bool) -> None:
         """End a request: its audit line, its metrics (flushed here outside Lambda) and trace annotations."""
+        if self.muted:
+            return
         latency_ms = record.elapsed_ms()
         audit = {
             "audit": True,
@@ -80,6 +94,19 @@ class Telemetry:
             self.metrics.flush()
             if self.logger is not None:  # on Lambda, inject_lambda_context(clear_state=True) resets the keys
                 self.logger.remove_keys(["correlation_id"])
+
+    @contextlib.contextmanager
+    def mute(self) -> Iterator[None]:
+        """Serve requests that are not traffic (SnapStart priming): no audit line, no metric, no Haystack span."""
+        tracer = haystack_tracing.tracer.actual_tracer
+        haystack_tracing.disable_tracing()
+        self.muted = True
+        try:
+            yield
+        finally:
+            self.muted = False
+            haystack_tracing.enable_tracing(tracer)
+            self.metrics.discard()
 
     def lambda_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap the Lambda entry point: Powertools context keys, tracing, and the metric flush with cold start."""
