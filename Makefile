@@ -71,6 +71,7 @@ bench: $(VENV)/.installed $(SNAPSHOT) ## Run every benchmark (builds dist/ for x
 	$(BENCH) bench/retrieval.py
 	$(BENCH) bench/handler.py
 	$(BENCH) bench/cache.py
+	$(BENCH) bench/observability.py
 	$(MAKE) --no-print-directory package ARCH=x86_64
 	$(BENCH) bench/cold_init.py
 	$(BENCH) bench/quality.py
