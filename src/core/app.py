@@ -125,6 +125,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Haystack YAML pipelines served from AWS Lambda.",
         docs_url="/docs",
         redoc_url=None,
+        # FastAPI's own OpenTelemetry spans would start a second trace (parented from HTTP headers, not
+        # the handler's span) and its metrics/logs would duplicate ours: telemetry has one owner here,
+        # core.observability (TRACING_BACKEND picks where spans go).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, telemetry=runtime.telemetry)

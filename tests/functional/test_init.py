@@ -34,9 +34,15 @@ def init_record(result: subprocess.CompletedProcess) -> dict:
     return lines[0]
 
 
+def run_env(tmp_path) -> dict[str, str]:
+    """The environment of a fresh handler process: the developer's shell cannot change the outcome."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENERATOR", "OPENAI_", "AWS_", "TRACING_"))}
+    env.update(PYTHONPATH=str(ROOT / "src"), HAYSTACK_TELEMETRY_ENABLED="False", HOME=str(tmp_path))
+    return env
+
+
 def run_init(env_overrides: dict, tmp_path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENERATOR", "OPENAI_", "AWS_"))}
-    env.update(PYTHONPATH=str(ROOT / "src"), HAYSTACK_TELEMETRY_ENABLED="False", HOME=str(tmp_path), **env_overrides)
+    env = {**run_env(tmp_path), **env_overrides}
     return subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
     )

@@ -5,6 +5,8 @@ OpenTelemetry SDK (with an in-memory exporter). Nothing leaves the machine.
 import copy
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from aws_lambda_powertools import Tracer
@@ -25,7 +27,7 @@ from core.observability.xray import XRayTracing
 from core.runtime import build_runtime
 from scripts.invoke import LambdaContext
 from tests.functional.test_handler_events import load_event
-from tests.functional.test_init import run_init
+from tests.functional.test_init import ROOT, run_env, run_init
 
 QUERY = "read a CSV file"
 COMPONENTS = {"bm25_retriever", "text_embedder", "embedding_retriever", "joiner"}
@@ -208,6 +210,52 @@ def test_otel_handler_span_is_the_parent_of_the_pipeline_run(otel):
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert spans["haystack.pipeline.run"].parent.span_id == spans["handler"].context.span_id
     assert spans["handler"].attributes["status"] == 200
+
+
+GLOBAL_PROVIDER_PROBE = """
+import json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)  # what the ADOT layer's wrapper does before the handler is imported
+sys.path.insert(0, ".")
+from scripts.invoke import LambdaContext
+import handlers.api
+event = json.load(open("events/api-search-run.json"))
+status = handlers.api.handler(event, LambdaContext())["statusCode"]
+spans = [
+    {"name": s.name, "trace": s.context.trace_id, "id": s.context.span_id,
+     "parent": s.parent.span_id if s.parent else None, "attributes": dict(s.attributes)}
+    for s in exporter.get_finished_spans()
+]
+print("RESULT=" + json.dumps({"status": status, "spans": spans}, default=str))
+"""
+
+
+def test_otel_through_the_real_handler_is_one_trace_with_the_request_annotations(small_snapshot, tmp_path):
+    result = run_init({"STORE_SNAPSHOT_URI": str(small_snapshot), "TRACING_BACKEND": "otel"}, tmp_path)
+    assert result.returncode == 1  # no provider yet: see the previous test; now with one, set globally
+    probe = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER_PROBE],
+        env={**run_env(tmp_path), "STORE_SNAPSHOT_URI": str(small_snapshot), "TRACING_BACKEND": "otel"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    report = json.loads(probe.stdout.split("RESULT=", 1)[1])
+    assert report["status"] == 200
+    spans = report["spans"]
+    assert len({s["trace"] for s in spans}) == 1, [s["name"] for s in spans]  # FastAPI's own spans are off
+    handler = next(s for s in spans if s["name"] == "handler")
+    assert (handler["attributes"]["status"], handler["attributes"]["pipeline"]) == (200, "search")
+    assert "ended span" not in probe.stdout + probe.stderr
 
 
 def test_otel_without_a_configured_provider_stops_init(make_settings, tmp_path, small_snapshot):

@@ -41,19 +41,29 @@ class OtelTracing:
             )
         self.tracer = provider.get_tracer(settings.powertools_service_name)
         self.haystack_tracer = OpenTelemetryTracer(self.tracer)
+        self._invocation_span: trace.Span | None = None  # one invocation at a time per container
 
     def lambda_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """One server span per invocation (under ADOT's invocation span when the layer opened one)."""
 
         @functools.wraps(handler)
         def traced(event: Any, context: Any) -> Any:
-            with self.tracer.start_as_current_span("handler", kind=trace.SpanKind.SERVER):
-                return handler(event, context)
+            with self.tracer.start_as_current_span("handler", kind=trace.SpanKind.SERVER) as span:
+                self._invocation_span = span
+                try:
+                    return handler(event, context)
+                finally:
+                    self._invocation_span = None
 
         return traced
 
     def annotate(self, values: dict[str, str | int | float | bool]) -> None:
-        """Set the values as attributes of the current span."""
-        span = trace.get_current_span()
+        """Set the values as attributes of the invocation's span (else the current one, if still recording).
+
+        The middleware annotates when the response is sent, after any inner span has ended.
+        """
+        span = self._invocation_span or trace.get_current_span()
+        if not span.is_recording():
+            return
         for key, value in values.items():
             span.set_attribute(key, value)
