@@ -17,7 +17,7 @@ Example:
 
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -53,8 +53,12 @@ class Check(BaseModel):
     """One readiness check."""
 
     name: str
-    ok: bool
+    ok: bool = Field(description="`false` only for a critical failure (the response is then 503).")
     detail: str
+    severity: Literal["ok", "warning", "critical"] = Field(
+        description="`ok` (✓), `warning` (⚠: degraded or risky, still ready) or `critical` (✗)."
+    )
+    recommendation: str | None = Field(default=None, description="What to do about a warning or a failure.")
 
 
 class Readiness(BaseModel):
@@ -143,16 +147,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         response_model=Readiness,
         operation_id="ready",
         summary="Readiness: pipelines, store and configured dependencies",
-        responses={503: {"model": Readiness, "description": "A check failed."}},
+        responses={503: {"model": Readiness, "description": "A critical check failed (warnings answer 200)."}},
         tags=["service"],
     )
     async def ready() -> JSONResponse:
         checks = run_checks(runtime)
-        ok = all(c.ok for c in checks)
-        body = Readiness(
-            status="ready" if ok else "not_ready",
-            checks=[Check(name=c.name, ok=c.ok, detail=c.detail) for c in checks],
-        )
+        ok = all(c.ok for c in checks)  # only critical failures answer 503; warnings stay ready
+        body = Readiness(status="ready" if ok else "not_ready", checks=[Check(**c.as_dict()) for c in checks])
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
     @router.get(

@@ -41,11 +41,34 @@ def build_chat_generator(settings: Settings) -> Any | None:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Outcome of one readiness check."""
+    """Outcome of one readiness check: ✓ (``ok``), ⚠ (``ok`` with ``warning``) or ✗ (not ``ok``).
+
+    A check reports a failure as ``ok=False``; ``core.readiness`` turns the failures of non-critical
+    checks into warnings, so in a finished report ``ok=False`` means a critical failure (``/ready`` 503).
+    """
 
     name: str
     ok: bool
     detail: str
+    warning: bool = False
+    recommendation: str | None = None
+
+    @property
+    def severity(self) -> str:
+        """``ok``, ``warning`` or ``critical``."""
+        if not self.ok:
+            return "critical"
+        return "warning" if self.warning else "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``/ready`` and ``python -m core.readiness --json``."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "severity": self.severity,
+            "detail": self.detail,
+            "recommendation": self.recommendation,
+        }
 
 
 def check_generator(settings: Settings, backend: Any | None) -> CheckResult | None:
