@@ -772,3 +772,32 @@ def test_a_smoke_folder_whose_events_and_expectations_disagree_is_a_usage_error(
     assert world.lam.invoked == []
     assert world.writes == []
     assert "events without an expectation ['extra.json']" in decisions(log)[-1]["reason"]
+
+
+def test_init_creates_the_controllers_alias_from_the_published_one_once(world, tmp_path):
+    # PublishAlias=published: CloudFormation moves "published"; "live" is the controller's to create.
+    world.other.create_alias(FunctionName=FUNCTION, Name="published", FunctionVersion=world.stable)
+    world.other.delete_alias(FunctionName=FUNCTION, Name=ALIAS)
+    log = tmp_path / "decisions.jsonl"
+
+    code, _ = run_cli(world, "init", "--function", FUNCTION, "--version", "published", "--log", str(log))
+    assert code == 0
+    assert world.alias() == (world.stable, {})
+    assert decisions(log)[-1]["event"] == "init"
+
+    world.other.update_alias(FunctionName=FUNCTION, Name="published", FunctionVersion=world.new)
+    code, _ = run_cli(world, "init", "--function", FUNCTION, "--version", "published", "--log", str(log))
+    assert code == 0
+    assert world.alias() == (world.stable, {})
+    assert decisions(log)[-1]["event"] == "noop"
+
+
+def test_shift_takes_the_new_version_from_the_published_alias(world, tmp_path):
+    world.other.create_alias(FunctionName=FUNCTION, Name="published", FunctionVersion=world.new)
+    log = tmp_path / "decisions.jsonl"
+    argv = shift_argv(world, log, "--schedule", "blue-green")
+    argv[argv.index("--version") + 1] = "published"
+
+    assert run_cli(world, *argv)[0] == 0
+    assert world.alias() == (world.new, {})
+    assert decisions(log)[0]["new"] == world.new

@@ -75,7 +75,7 @@ def test_plan_defaults_and_the_wait_limit():
         ({"steps": "5,10"}, "the last step must be 100"),
         ({"steps": "0,100"}, "each step must be above 0"),
         ({"steps": "five,100"}, "comma-separated percentages"),
-        ({"version": "v8"}, "--version"),
+        ({"version": "$LATEST"}, "--version"),
         ({"min_requests": -1}, "--min-requests"),
         ({"bake_s": 60, "max_bake_s": 30}, "--max-bake (30) must be at least --bake (60)"),
     ],

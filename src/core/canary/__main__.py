@@ -3,6 +3,7 @@
     python -m core.canary shift --function FN --version 8 [--schedule canary|blue-green] [--steps 5,10,25,50,100]
                                 [--bake 300] [--max-bake 900] [--poll 60] [--max-error-rate 5] [--max-p99-ms 5000]
                                 [--min-requests 20] [--on-low-traffic rollback|hold] [--smoke] [--log FILE]
+    python -m core.canary init --function FN --version published
     python -m core.canary rollback --function FN [--to 7]
     python -m core.canary status --function FN [--json]
 
@@ -23,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
 from core.canary.config import BLUE_GREEN_STEPS, DEFAULT_BAKE_S, ConfigError, Outcome, load_plan
-from core.canary.controller import Clock, Controller, Sleep, rollback, status
+from core.canary.controller import Clock, Controller, Sleep, init, rollback, status
 from core.canary.decisions import DEFAULT_LOG, DecisionLog
 from core.settings import SettingsError, load_settings
 
@@ -45,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--region", help="AWS region (default: the SDK's)")
 
     shift = commands.add_parser("shift", parents=[common], help="move the alias to a new version, step by step")
-    shift.add_argument("--version", required=True, help="version number to shift to, or 'latest' published")
+    shift.add_argument(
+        "--version", required=True, help="version to shift to: a number, 'latest' published, or an alias name"
+    )
     shift.add_argument("--schedule", choices=("canary", "blue-green"), default="canary")
     shift.add_argument("--steps", help="weights of the new version, %% (canary; default 5,10,25,50,100)")
     shift.add_argument("--bake", type=float, default=DEFAULT_BAKE_S, help="seconds per step before judging")
@@ -65,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     shift.add_argument("--service", help="EMF service dimension (default: POWERTOOLS_SERVICE_NAME)")
     shift.add_argument("--namespace", help="EMF namespace (default: POWERTOOLS_METRICS_NAMESPACE)")
     shift.add_argument("--log", type=Path, default=DEFAULT_LOG, help=f"JSON lines decision log (default {DEFAULT_LOG})")
+
+    first = commands.add_parser("init", parents=[common], help="create the alias the controller owns (once)")
+    first.add_argument("--version", required=True, help="a number, 'latest', or an alias name ('published')")
+    first.add_argument("--log", type=Path, default=DEFAULT_LOG, help=f"JSON lines decision log (default {DEFAULT_LOG})")
 
     back = commands.add_parser("rollback", parents=[common], help="put the alias back on one version at once")
     back.add_argument("--to", help="version to restore (default: the alias's primary version, if it has weights)")
@@ -141,6 +148,8 @@ def main(
     if args.command == "status":
         return status(lambda_client, args.function, args.alias, out=out, as_json=args.json)
     log = DecisionLog(args.log, function=args.function, alias=args.alias, out=out)
+    if args.command == "init":
+        return init(lambda_client, args.function, args.alias, version=args.version, log=log, **clocked)
     if plan is None:
         return rollback(lambda_client, args.function, args.alias, to=args.to, log=log, **clocked)
     timing = {**clocked, **({"sleep": sleep} if sleep else {})}

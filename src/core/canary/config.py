@@ -61,7 +61,10 @@ class Plan(BaseModel):
 
     function: str = Field(min_length=1, description="Function name or ARN.")
     alias: str = Field(default="live", min_length=1)
-    version: str = Field(pattern=r"^([0-9]+|latest)$", description="Version to shift to, or `latest` published.")
+    version: str = Field(
+        pattern=r"^([0-9]+|[A-Za-z][A-Za-z0-9_-]{0,127})$",
+        description="Version to shift to: a number, `latest` published, or an alias name (`published`).",
+    )
     steps: tuple[float, ...] = Field(default=DEFAULT_STEPS, description="Weights of the new version, %.")
     bake_s: float = Field(default=DEFAULT_BAKE_S, ge=0, description="Seconds each step bakes before it is judged.")
     max_bake_s: float | None = Field(

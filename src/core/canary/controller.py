@@ -34,7 +34,7 @@ from core.canary.config import Outcome, Plan
 from core.canary.decisions import DecisionLog
 from core.canary.judge import ROLLBACK, WAIT, Verdict, judge
 from core.canary.metrics import MetricsReader, VersionMetrics
-from core.canary.precheck import SmokeSetupError, VersionNotFound, latest_version, smoke, version_problem
+from core.canary.precheck import SmokeSetupError, VersionNotFound, resolve_version, smoke, version_problem
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], None]
@@ -87,9 +87,7 @@ class Controller:
     def run(self) -> Outcome:
         """Shift, judge, and roll back or promote; the outcome is the CLI's exit code."""
         try:
-            new = self.plan.version
-            if new == "latest":
-                new = latest_version(self.lambda_client, self.plan.function)
+            new = resolve_version(self.lambda_client, self.plan.function, self.plan.version)
             self.last_seen = self.alias.read()
             return self._run(new, self.last_seen)
         except KeyboardInterrupt:
@@ -218,6 +216,47 @@ class Controller:
 
     def _event(self, event: str, reason: str, **fields: Any) -> None:
         self.log.record(self.clock(), event, reason=reason, **fields)
+
+
+def init(
+    lambda_client: Any, function: str, alias_name: str, *, version: str, log: DecisionLog, clock: Clock = utc_now
+) -> Outcome:
+    """Create the alias the controller will own, on ``version`` (a number, ``latest`` or an alias name).
+
+    With ``PublishAlias=published`` CloudFormation never creates ``live``: this does, once, after the first
+    deploy. An alias that exists already is left as it is.
+    """
+    try:
+        existing = Alias(lambda_client, function, alias_name).read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            log.record(clock(), "error", reason=f"AWS API error: {exc}")
+            return Outcome.USAGE
+    except BotoCoreError as exc:
+        log.record(clock(), "error", reason=f"AWS API error: {exc}")
+        return Outcome.USAGE
+    else:
+        log.record(clock(), "noop", reason=f"alias {alias_name} exists: {existing.describe()}; left as it is")
+        return Outcome.DONE
+    try:
+        target = resolve_version(lambda_client, function, version)
+        created = AliasState.from_response(
+            lambda_client.create_alias(
+                FunctionName=function,
+                Name=alias_name,
+                FunctionVersion=target,
+                Description="Traffic shifted by python -m core.canary",
+            )
+        )
+    except VersionNotFound as exc:
+        log.record(clock(), "error", reason=str(exc))
+        return Outcome.USAGE
+    except (ClientError, BotoCoreError) as exc:
+        log.record(clock(), "error", reason=f"AWS API error: {exc}")
+        return Outcome.USAGE
+    log.versions(stable=target, new=None)
+    log.record(clock(), "init", reason=f"created alias {alias_name}: {created.describe()}", weight=FULL)
+    return Outcome.DONE
 
 
 def rollback(

@@ -2,7 +2,7 @@
 
 Every JSON line carries ``ts``, ``run``, ``function``, ``alias``, ``stable``, ``new``, ``event``,
 ``step`` / ``steps``, ``weight`` (the new version's share after the event, %), ``metrics``,
-``thresholds``, ``decision``, ``reason``. Events: ``start``, ``precheck``, ``skip``, ``shift``,
+``thresholds``, ``decision``, ``reason``. Events: ``init``, ``start``, ``precheck``, ``skip``, ``shift``,
 ``judge`` (decision ``advance`` | ``rollback`` | ``wait``), ``rollback``, ``promote``, ``hold``,
 ``stop``, ``noop``, ``error``.
 

@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 ACTIVE = "Active"
+LATEST = "latest"
 # One invocation may pay a cold start (SnapStart restore or a full init) on top of the 29 s API timeout.
 SMOKE_INVOKE_TIMEOUT_S = 45.0
 SMOKE_BUDGET_S = 300.0
@@ -34,21 +35,36 @@ class SmokeSetupError(ValueError):
     """The smoke folder exists but cannot be used (events and expectations disagree, unreadable file)."""
 
 
-def latest_version(client: Any, function: str) -> str:
-    """The highest published version number of ``function``.
+def resolve_version(client: Any, function: str, spec: str) -> str:
+    """The version number ``spec`` names: a number as is, ``latest`` (highest published), or an alias name.
+
+    An alias name (``published``: what ``sam deploy`` published when the controller owns ``live``) stands
+    for the version that alias routes everything to.
 
     Raises:
-        VersionNotFound: The function has no published version.
+        VersionNotFound: No published version, no such alias, or an alias that splits its traffic.
     """
-    numbers = [
-        int(v["Version"])
-        for page in client.get_paginator("list_versions_by_function").paginate(FunctionName=function)
-        for v in page.get("Versions", [])
-        if v["Version"].isdigit()
-    ]
-    if not numbers:
-        raise VersionNotFound(f"{function} has no published version")
-    return str(max(numbers))
+    if spec.isdigit():
+        return spec
+    if spec == LATEST:
+        numbers = [
+            int(v["Version"])
+            for page in client.get_paginator("list_versions_by_function").paginate(FunctionName=function)
+            for v in page.get("Versions", [])
+            if v["Version"].isdigit()
+        ]
+        if not numbers:
+            raise VersionNotFound(f"{function} has no published version")
+        return str(max(numbers))
+    try:
+        alias = client.get_alias(FunctionName=function, Name=spec)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise VersionNotFound(f"{function} has no alias {spec} to take the version from") from None
+        raise
+    if (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"):
+        raise VersionNotFound(f"alias {spec} splits its traffic: name the version to shift to")
+    return str(alias["FunctionVersion"])
 
 
 def version_problem(client: Any, function: str, version: str) -> str | None:
