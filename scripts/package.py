@@ -137,8 +137,9 @@ FUNCTION_PREFIX = "/var/task"
 # The AWS services this project calls or will call (S3 snapshots, Bedrock, STS/SSO credentials, SSM and
 # Secrets Manager settings, DynamoDB idempotency, SQS ingestion, CloudWatch metrics and logs, Lambda
 # alias weights, CodeDeploy hooks, ElastiCache; X-Ray: the X-Ray SDK's sampling connector creates its
-# client, unused on Lambda, when its recorder is set up under TRACING_BACKEND=xray). botocore needs a service's model to create its client:
-# add a service here before calling it. Services the import trace opens are kept as well.
+# client, unused on Lambda, when its recorder is set up under TRACING_BACKEND=xray). botocore needs a
+# service's model to create its client: add a service here before calling it. Services the import trace
+# opens are kept as well.
 AWS_SERVICES = (
     "bedrock",
     "bedrock-runtime",
