@@ -32,7 +32,6 @@ class Context:
         settings: The loaded settings, or ``None`` when they are invalid (``settings_error`` says why).
         runtime: The built runtime, or ``None`` when init failed (``init_error``) or was not attempted.
         environ: The process environment (platform variables such as ``AWS_LAMBDA_FUNCTION_NAME``).
-        probe: ``True`` inside ``GET /ready``: only bounded, runtime checks run.
     """
 
     settings: Settings | None
@@ -40,7 +39,6 @@ class Context:
     settings_error: str | None = None
     init_error: BaseException | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    probe: bool = False
 
     @property
     def on_lambda(self) -> bool:

@@ -102,7 +102,7 @@ CHECKS: tuple[Check, ...] = (
 
 def run_checks(runtime: Runtime) -> list[CheckResult]:
     """The checks of ``GET /ready``, for the configured features, against ``runtime``."""
-    context = Context(settings=runtime.settings, runtime=runtime, probe=True)
+    context = Context(settings=runtime.settings, runtime=runtime)
     return evaluate(context, tuple(c for c in CHECKS if c.on_ready))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.generators import CheckResult
-from core.readiness.base import Context, failure, one_line, warning
+from core.readiness.base import LAMBDA_FUNCTION_NAME_ENV, Context, failure, one_line, warning
 from core.settings import Settings
 
 XRAY_DAEMON_ENV = "AWS_XRAY_DAEMON_ADDRESS"  # set by Lambda when the function has Tracing: Active
@@ -53,7 +53,7 @@ def _summary(s: Settings, context: Context) -> str:
     redis = "unset"
     if s.redis_url:
         redis = redis_endpoint(s.redis_url) + (" (cluster)" if s.redis_cluster else "")
-    where = f"on Lambda ({context.environ.get('AWS_LAMBDA_FUNCTION_NAME')})" if context.on_lambda else "not on Lambda"
+    where = f"on Lambda ({context.environ[LAMBDA_FUNCTION_NAME_ENV]})" if context.on_lambda else "not on Lambda"
     return (
         f"valid; GENERATOR={s.generator}, DOCUMENT_STORE={s.document_store}, "
         f"STORE_SNAPSHOT_URI={s.store_snapshot_uri}, REDIS_URL {redis}, TRACING_BACKEND={s.tracing_backend}, "
