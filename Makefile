@@ -20,7 +20,7 @@ export PYTHONPATH := $(CURDIR)/src
 export HAYSTACK_TELEMETRY_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv run invoke redis-server test lint format index bench validate package build deploy clean
+.PHONY: help venv run invoke redis-server test lint format index bench readiness canary validate package build deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -81,6 +81,14 @@ $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0
 	@touch $@
+
+readiness: $(VENV)/.installed $(SNAPSHOT) ## Readiness checklist for the current environment (ARGS=--json); exit 1 on a critical failure
+	@$(PY) -m core.readiness $(ARGS)
+
+# The progressive controller (AWS credentials and region from the environment), e.g.
+#   make canary ARGS="shift --function <fn> --version latest"   |   ARGS="rollback --function <fn>"   |   ARGS="status --function <fn>"
+canary: $(VENV)/.installed ## Move the live alias to a new version step by step (ARGS="shift|rollback|status|init --function ...")
+	@$(PY) -m core.canary $(ARGS)
 
 validate: $(VENV)/.installed ## Lint the SAM template (cfn-lint, offline)
 	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/cfn-lint template.yaml
