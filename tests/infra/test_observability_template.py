@@ -565,8 +565,12 @@ def test_lambda_alarms_use_the_live_alias_and_executed_version_only_where_it_exi
     assert lambda_alarms["NewVersionErrorsAlarm"]["MetricName"] == "Errors"
     assert "ExecutedVersion" in {d["Name"] for d in lambda_alarms["NewVersionErrorsAlarm"]["Dimensions"]}
     assert lambda_alarms["ThrottlesAlarm"]["MetricName"] == "Throttles"
-    # The alias is AutoPublishAlias': the names must agree.
-    assert template["Resources"]["ApiFunction"]["Properties"]["AutoPublishAlias"] == "live"
+    # The alias is the one API Gateway invokes (the names must agree), and by default the one SAM publishes.
+    for path in template["Resources"]["RestApi"]["Properties"]["DefinitionBody"]["paths"].values():
+        uri = path["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert uri.endswith("${ApiFunction.Arn}:live/invocations"), uri
+    assert template["Resources"]["ApiFunction"]["Properties"]["AutoPublishAlias"] == {"Ref": "PublishAlias"}
+    assert template["Parameters"]["PublishAlias"]["Default"] == "live"
 
 
 def test_canary_alarms_watch_the_version_in_their_dimensions(template):

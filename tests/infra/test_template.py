@@ -18,6 +18,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
+from core.deploy.hooks import ENVIRONMENT as HOOK_ENV
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,7 @@ LAYERS = {"DependencyLayer": ("layers/deps", "app"), "NumericLayer": ("layers/nu
 ENVIRONMENTS = ("default", "staging", "prod")
 # Set in the template for the runtime, not read by core.settings (the ADOT layer's wrapper for Lambda).
 NON_SETTINGS_ENV = {"HAYSTACK_TELEMETRY_ENABLED", "HOME", "AWS_LAMBDA_EXEC_WRAPPER"}
+HOOK_FUNCTIONS = {"CodeDeployHookPreTraffic", "CodeDeployHookPostTraffic"}
 
 # Runs in a fresh interpreter: import the handler's module, report what Lambda's init would have built.
 PROBE = """
@@ -212,7 +214,9 @@ def test_layers_are_built_by_their_makefile(template):
 
 def test_api_function_publishes_a_live_alias_on_any_change(template):
     properties = template["Resources"]["ApiFunction"]["Properties"]
-    assert properties["AutoPublishAlias"] == "live"
+    # live unless traffic shifting is handed to the controller (tests/infra/test_deployment_template.py).
+    assert properties["AutoPublishAlias"] == {"Ref": "PublishAlias"}
+    assert template["Parameters"]["PublishAlias"]["Default"] == "live"
     assert properties["AutoPublishAliasAllProperties"] is True
 
 
@@ -225,11 +229,13 @@ def test_globals_environment(template):
 
 def test_environment_variables_are_settings(template):
     known = {name.upper() for name in Settings.model_fields} | NON_SETTINGS_ENV
-    functions = _of_type(template, "AWS::Serverless::Function").values()
-    sources = [template["Globals"]["Function"], *(f["Properties"] for f in functions)]
-    for source in sources:
+    functions = _of_type(template, "AWS::Serverless::Function")
+    sources = {"Globals": template["Globals"]["Function"], **{n: f["Properties"] for n, f in functions.items()}}
+    for name, source in sources.items():
+        # The CodeDeploy hooks read their own few variables (core.deploy.hooks), not the service's settings.
+        readable = known | set(HOOK_ENV) if name in HOOK_FUNCTIONS else known
         names = set(source.get("Environment", {}).get("Variables", {}))
-        assert names <= known, f"not read by core.settings: {sorted(names - known)}"
+        assert names <= readable, f"{name}: not read by its code: {sorted(names - readable)}"
 
 
 def test_parameters_match_the_settings(template):
@@ -295,10 +301,16 @@ def test_rest_api_proxies_every_path_to_the_function(template):
     api = template["Resources"]["RestApi"]
     assert api["Type"] == "AWS::Serverless::Api"
     assert api["Properties"]["StageName"] == {"Ref": "StageName"}
-    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
-    routes = {(e["Properties"]["Path"], e["Properties"]["Method"].upper()) for e in events if e["Type"] == "Api"}
-    assert routes == {("/", "ANY"), ("/{proxy+}", "ANY")}
-    assert all(e["Properties"]["RestApiId"] == {"Ref": "RestApi"} for e in events)
+    # An explicit OpenAPI body rather than the function's Api events: those would target the alias SAM
+    # publishes, not always live (PublishAlias; tests/infra/test_deployment_template.py).
+    assert "Events" not in template["Resources"]["ApiFunction"]["Properties"]
+    paths = api["Properties"]["DefinitionBody"]["paths"]
+    assert set(paths) == {"/", "/{proxy+}"}
+    for path in paths.values():
+        assert set(path) - {"parameters"} == {"x-amazon-apigateway-any-method"}
+        integration = path["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
+        assert (integration["type"], integration["httpMethod"]) == ("aws_proxy", "POST")
+        assert integration["uri"]["Fn::Sub"].endswith("/functions/${ApiFunction.Arn}:live/invocations")
 
 
 def test_outputs(template):
@@ -307,7 +319,10 @@ def test_outputs(template):
     assert url.startswith("https://${RestApi}.execute-api.${AWS::Region}.")
     assert url.endswith("/${StageName}/")
     assert outputs["ApiFunctionName"]["Value"] == {"Ref": "ApiFunction"}
-    assert outputs["ApiFunctionAliasArn"]["Value"] == {"Ref": "ApiFunction.Alias"}
+    # live whoever owns it; the alias CloudFormation moves is PublishedAliasArn (live or published).
+    assert outputs["ApiFunctionAliasArn"]["Value"] == {"Fn::Sub": "${ApiFunction.Arn}:live"}
+    assert outputs["PublishedAliasArn"]["Value"] == {"Ref": "ApiFunction.Alias"}
+    assert outputs["NewVersionArn"]["Value"] == {"Ref": "ApiFunction.Version"}
 
 
 def test_bedrock_policy_only_with_the_bedrock_generator(template):
