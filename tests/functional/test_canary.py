@@ -620,12 +620,12 @@ class SmokeAnswers:
 
 
 def smoke_folder(tmp_path: Path, events: dict[str, dict]) -> Path:
-    """A smoke folder like ``events/smoke/``: events plus ``expectations.json`` (each expects a 200)."""
+    """A smoke folder like ``events/smoke/``: events plus ``expectations.toml`` (each expects a 200)."""
     folder = tmp_path / "smoke"
     folder.mkdir()
     for name, event in events.items():
         (folder / name).write_text(json.dumps(event))
-    (folder / "expectations.json").write_text(json.dumps({name: {"status": 200} for name in events}))
+    (folder / "expectations.toml").write_text("".join(f'["{name}"]\nstatus = 200\n' for name in events))
     return folder
 
 

@@ -183,7 +183,8 @@ def pre(verdicts: "Verdicts", invoke, *, timeout_ms: int = 120_000, **kwargs) ->
 
 def test_every_smoke_event_has_an_expectation_and_is_a_plain_rest_api_event():
     cases = load_cases(SMOKE)
-    assert {c.name for c in cases} == {p.name for p in SMOKE.glob("*.json")} - {EXPECTATIONS_FILE}
+    assert {c.name for c in cases} == {p.name for p in SMOKE.glob("*.json")}
+    assert (SMOKE / EXPECTATIONS_FILE).is_file()
     for case in cases:
         event, context = case.event, case.event["requestContext"]
         text = (SMOKE / case.name).read_text()
@@ -218,6 +219,19 @@ def test_an_event_without_an_expectation_is_a_configuration_error(tmp_path):
     (tmp_path / "smoke" / "extra.json").write_text("{}")
     with pytest.raises(SmokeConfigError, match=r"events without an expectation \['extra.json'\]"):
         load_cases(tmp_path / "smoke")
+
+
+def test_an_expectation_without_its_event_is_a_configuration_error(tmp_path):
+    shutil.copytree(SMOKE, tmp_path / "smoke")
+    (tmp_path / "smoke" / "ready.json").unlink()
+    with pytest.raises(SmokeConfigError, match=r"expectations without an event \['ready.json'\]"):
+        load_cases(tmp_path / "smoke")
+
+
+def test_no_other_json_beside_the_events():
+    # Tools serve every *.json under events/ as an API Gateway event (scripts/package_trace.py does).
+    for path in SMOKE.glob("*.json"):
+        assert "httpMethod" in json.loads(path.read_text()), path
 
 
 def test_every_smoke_event_passes_against_the_real_api(invoker):

@@ -366,7 +366,7 @@ def test_hook_artifact_holds_the_handler_its_logic_and_the_smoke_events(hook, tm
     assert result.returncode == 0, result.stderr
     files = {str(p.relative_to(artifacts)) for p in artifacts.rglob("*") if p.is_file()}
     expected = {f"core/deploy/{p.name}" for p in (ROOT / "src" / "core" / "deploy").glob("*.py")}
-    expected |= {f"events/smoke/{p.name}" for p in SMOKE.glob("*.json")}
+    expected |= {f"events/smoke/{p.name}" for p in SMOKE.glob("*.json")} | {"events/smoke/expectations.toml"}
     expected |= {"handlers/__init__.py", "handlers/deploy_hooks.py", "core/__init__.py"}
     assert files == expected
     # Imported as Lambda would: only the artifact on the path; an import of another core module would fail.

@@ -1,15 +1,18 @@
 """Smoke tests of one Lambda version: API Gateway events in, status codes and JSON shapes checked.
 
 ``events/smoke/`` holds plain API Gateway (REST v1) proxy events, usable as they are with
-``sam local invoke -e`` or ``make invoke EVENT=...``, and ``expectations.json``, which says what the
+``sam local invoke -e`` or ``make invoke EVENT=...``, and ``expectations.toml``, which says what the
 answer to each event file must be::
 
-    {"health.json": {"status": 200, "values": {"status": "ok"}},
-     "query.json": {"status": 200, "keys": ["documents.0.id"], "non_empty": ["documents"]}}
+    ["query.json"]
+    status = 200
+    keys = ["documents.0.id"]
+    non_empty = ["documents"]
 
 ``keys``: JSON paths that must exist (``error.code`` looks inside ``error``, ``documents.0`` at the first
 item); ``values``: paths and the exact value each must have; ``non_empty``: paths whose list, object or
-string must not be empty. Every event file needs an expectation and every expectation its file.
+string must not be empty. Every event file needs an expectation and every expectation its file. TOML, not
+JSON: every ``*.json`` under ``events/`` is an API Gateway event (the package trace serves them all).
 
 The PreTraffic hook runs the cases against the new version (``core.deploy.hooks``); anything else that
 can invoke a version (the progressive controller's pre-check) can run the same ones.
@@ -28,12 +31,13 @@ import binascii
 import json
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-EXPECTATIONS_FILE = "expectations.json"
+EXPECTATIONS_FILE = "expectations.toml"
 _CODE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -141,7 +145,7 @@ def _expectation(name: str, raw: object) -> Expectation:
 
 
 def load_cases(folder: Path) -> list[SmokeCase]:
-    """Every event of ``folder`` with its expectation, in the order ``expectations.json`` lists them.
+    """Every event of ``folder`` with its expectation, in the order ``expectations.toml`` lists them.
 
     Raises:
         SmokeConfigError: No expectations file, an event without an expectation or the reverse, a file
@@ -149,12 +153,12 @@ def load_cases(folder: Path) -> list[SmokeCase]:
     """
     expectations_path = folder / EXPECTATIONS_FILE
     try:
-        expectations = json.loads(expectations_path.read_text())
+        expectations = tomllib.loads(expectations_path.read_text())
     except (OSError, ValueError) as exc:
         raise SmokeConfigError(f"cannot read {expectations_path}: {exc}") from exc
     if not isinstance(expectations, dict) or not expectations:
-        raise SmokeConfigError(f"{expectations_path}: expected an object of event file → expectation")
-    events = {p.name for p in folder.glob("*.json")} - {EXPECTATIONS_FILE}
+        raise SmokeConfigError(f"{expectations_path}: expected a table per event file")
+    events = {p.name for p in folder.glob("*.json")}
     if events != set(expectations):
         raise SmokeConfigError(
             f"{folder}: events without an expectation {sorted(events - set(expectations))}, "
