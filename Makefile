@@ -60,7 +60,7 @@ format: $(VENV)/.installed ## Apply ruff fixes and formatting
 redis-server: ## Install redis-server/redis-cli for the Redis tests when missing (apt-get)
 	@scripts/ensure-redis.sh
 
-test: $(VENV)/.installed $(SNAPSHOT) lint redis-server ## Lint, then run the whole test suite
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(SNAPSHOT) lint redis-server ## Lint, then run the whole test suite (the SAM CLI venv too: its translator checks the template)
 	$(VENV)/bin/pytest
 
 # bench/*.py import their helpers as `common` and the app from src/. Cold init measures the x86_64
