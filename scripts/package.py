@@ -177,6 +177,10 @@ CONFIGURED_IMPORTS = (
     "aws_xray_sdk.ext.botocore.patch",
     "aws_xray_sdk.ext.httpx.patch",
     "core.observability.otel",  # TRACING_BACKEND=otel: opentelemetry-haystack over the ADOT layer's SDK
+    "core.pgvector_store",  # DOCUMENT_STORE=pgvector: pgvector-haystack over psycopg (binary libpq)
+    "haystack_integrations.document_stores.pgvector",
+    "psycopg",
+    "pgvector.psycopg",
 )
 
 

@@ -53,6 +53,7 @@ from core.pipelines import PipelineLoadError  # noqa: E402
 from core.runtime import Runtime, build_runtime  # noqa: E402
 from core.settings import SettingsError, load_settings  # noqa: E402
 from core.snapshot import SnapshotError  # noqa: E402
+from core.store import StoreError  # noqa: E402
 
 logger = logging.getLogger("core.init")
 
@@ -68,7 +69,8 @@ def boot(started: float = STARTED) -> Runtime:
 
     Raises:
         SystemExit: With one line (``init failed: …``) for a bad setting, snapshot, pipeline or tracing
-            backend, so a broken release fails its init instead of answering traffic.
+            backend, or an unreachable pgvector database, so a broken release fails its init instead of
+            answering traffic.
     """
     imports_ms = _ms(started)
     try:
@@ -77,7 +79,7 @@ def boot(started: float = STARTED) -> Runtime:
         settings_ms = _ms(stage)
         powertools_logger = configure_logging(settings)
         runtime = build_runtime(settings)
-    except (SettingsError, SnapshotError, PipelineLoadError, TracingError) as exc:
+    except (SettingsError, SnapshotError, StoreError, PipelineLoadError, TracingError) as exc:
         raise SystemExit(f"init failed: {exc}") from None
     runtime.telemetry.logger = powertools_logger
     runtime.init_timings_ms = {

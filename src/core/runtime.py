@@ -36,11 +36,15 @@ class Runtime:
     chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator
 
     def reconnect(self) -> None:
-        """Re-create network clients (the cache's, the chat generator's), e.g. after a SnapStart restore.
+        """Re-create network clients (the cache's, the chat generator's, the store's), e.g. after a SnapStart restore.
 
         A pipeline whose new client cannot warm up becomes unavailable with the reason, as at init.
+        The store (pgvector) drops its connection and opens a new one on its next use.
         """
         self.cache.reconnect()
+        reconnect_store = getattr(self.store.store, "reconnect", None)
+        if reconnect_store is not None:
+            reconnect_store()
         self.chat_generator = self.chat_generator_factory(self.settings)
         for served in self.pipelines.values():
             for _name, instance in served.pipeline.walk():

@@ -19,6 +19,7 @@ from core.observability.context import current_request
 from core.pipelines import ServedPipeline
 from core.runtime import Runtime
 from core.schemas import QueryRequest
+from core.store import store_unavailable
 
 logger = logging.getLogger("core.service")
 
@@ -54,7 +55,8 @@ def run_pipeline(served: ServedPipeline, values: dict[str, Any]) -> tuple[dict[s
 
     Raises:
         ApiError: 400 for a filter the store rejects, 502 when the generator fails, 503 when it is
-        not configured. Anything else propagates (logged, answered as a 500).
+        not configured or the store's database does not answer. Anything else propagates (logged,
+        answered as a 500).
     """
     started = time.perf_counter()
     try:
@@ -65,6 +67,9 @@ def run_pipeline(served: ServedPipeline, values: dict[str, Any]) -> tuple[dict[s
                 raise ApiError(400, "invalid_filters", f"filters rejected: {cause}") from None
             if isinstance(cause, GeneratorNotConfiguredError):
                 raise ApiError(503, "pipeline_unavailable", str(cause)) from None
+            if store_unavailable(cause):
+                logger.warning("store unavailable in %s: %s", served.name, cause)
+                raise ApiError(503, "store_unavailable", "the document store did not answer; retry later") from None
             if isinstance(cause, GeneratorError):
                 logger.warning("generator failed in %s: %s", served.name, cause.__cause__ or cause)
                 raise ApiError(502, "generator_error", "the chat generator failed to answer") from None

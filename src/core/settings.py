@@ -45,13 +45,50 @@ class Settings(BaseSettings):
         default_factory=lambda: bundled_path("pipelines"),
         description="Folder of Haystack YAML pipelines to serve.",
     )
-    document_store: Literal["memory"] = Field(
+    document_store: Literal["memory", "pgvector"] = Field(
         default="memory",
-        description="Document store backend. `memory`: the embedded store loaded from a snapshot.",
+        description="Document store backend. `memory`: the embedded store loaded from a snapshot; "
+        "`pgvector`: PostgreSQL with pgvector (Aurora), `PG_*` settings.",
     )
     store_snapshot_uri: str = Field(
         default_factory=lambda: str(bundled_path("data") / "stdlib.snapshot"),
         description="Snapshot the embedded store loads at init: a local path or `s3://bucket/key`.",
+    )
+    # -- DOCUMENT_STORE=pgvector (core.pgvector_store) ------------------------------------------------
+    pg_conn_str: SecretStr | None = Field(
+        default=None,
+        description="libpq connection string (`postgresql://user:pass@host:5432/db` or `host=... dbname=...`); "
+        "with PG_CONN_SECRET it may leave out the credentials.",
+    )
+    pg_conn_secret: str | None = Field(
+        default=None,
+        pattern=r"^(secretsmanager|ssm):.+$",
+        description="`secretsmanager:<id>` or `ssm:<name>` holding RDS-style JSON `{username, password[, host, "
+        "port, dbname]}`; it fills in what PG_CONN_STR leaves out.",
+    )
+    pg_schema: str = Field(
+        default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Schema of the documents table."
+    )
+    pg_table: str = Field(
+        default="haystack_documents", pattern=r"^[a-z_][a-z0-9_]{0,47}$", description="Documents table."
+    )
+    pg_language: str = Field(
+        default="english",
+        pattern=r"^[a-z_]{1,63}$",
+        description="Text search configuration of keyword retrieval (`SELECT cfgname FROM pg_ts_config`).",
+    )
+    pg_embedding_dim: int = Field(
+        default=256, ge=1, le=16_000, description="Dimension of the `embedding` column (the embedder's)."
+    )
+    pg_search_strategy: Literal["hnsw", "exact"] = Field(
+        default="hnsw", description="Dense search: `hnsw` (approximate, indexed) or `exact` (scans every row)."
+    )
+    pg_hnsw_ef_search: int = Field(
+        default=100, ge=1, le=1000, description="HNSW candidate list size per query (recall vs latency)."
+    )
+    pg_connect_timeout_s: int = Field(default=5, ge=1, le=60, description="Connect timeout, s.")
+    pg_statement_timeout_ms: int = Field(
+        default=10_000, ge=100, le=900_000, description="Longest one SQL statement may run, ms."
     )
     generator: Literal["bedrock", "openai", "none"] = Field(
         default="none",
@@ -188,6 +225,23 @@ class Settings(BaseSettings):
             raise ValueError("expected redis://host:port or rediss://host:port")
         return value
 
+    @field_validator("pg_conn_str")
+    @classmethod
+    def _pg_conn_str(cls, value: SecretStr | None) -> SecretStr | None:
+        text = value.get_secret_value() if value is not None else ""
+        if value is not None and not (text.startswith(("postgresql://", "postgres://")) or "=" in text):
+            raise ValueError("expected postgresql://user:password@host:port/dbname or key=value pairs")
+        return value
+
+    @model_validator(mode="after")
+    def _pgvector_complete(self) -> Settings:
+        if self.document_store == "pgvector" and not (self.pg_conn_str or self.pg_conn_secret):
+            raise ValueError(
+                "DOCUMENT_STORE=pgvector needs PG_CONN_STR or PG_CONN_SECRET "
+                "('memory', the embedded store, needs neither)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _generator_complete(self) -> Settings:
         if self.generator == "openai":
@@ -198,11 +252,16 @@ class Settings(BaseSettings):
         return self
 
 
+def _secret_fields() -> set[str]:
+    return {name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)}
+
+
 def _describe(error: dict) -> str:
     location = ".".join(str(part) for part in error.get("loc", ())).upper()
     message = error["msg"].removeprefix("Value error, ")
     if location:
-        shown = error.get("input")
+        # Never echo a secret's value (a connection string carries its password).
+        shown = None if location.lower() in _secret_fields() else error.get("input")
         got = "" if isinstance(shown, dict) or shown is None else f" (got {str(shown)[:60]!r})"
         return f"{location}: {message}{got}"
     return message

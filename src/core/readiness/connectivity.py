@@ -21,6 +21,9 @@ _INIT_ADVICE = {
     "SnapshotError": "build the snapshot (make index) or fix STORE_SNAPSHOT_URI; see the snapshot check",
     "PipelineLoadError": "fix the pipeline YAML named in the message (PIPELINES_DIR)",
     "TracingError": "see the tracing check",
+    "StoreUnavailableError": "start the database or fix PG_CONN_STR/PG_CONN_SECRET and the network path to it "
+    "(security groups, VPC)",
+    "StoreError": "fix the PG_* setting or the table named in the message",
 }
 
 
@@ -61,7 +64,7 @@ def check_snapshot(context: Context) -> CheckResult | None:
     local snapshot ships inside the read-only package; ``init`` and ``store`` cover it).
     """
     settings = context.settings
-    if settings is None or not settings.store_snapshot_uri.startswith("s3://"):
+    if settings is None or settings.document_store != "memory" or not settings.store_snapshot_uri.startswith("s3://"):
         return None
     uri = settings.store_snapshot_uri
     bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -124,9 +127,12 @@ def check_store(context: Context) -> CheckResult | None:
         # Any unit vector ranks every document: the read returns one whenever the store holds any.
         sample = store.embedding_retrieval(query_embedding=[1.0] + [0.0] * (dim - 1), top_k=1) if count else []
     except Exception as exc:  # noqa: BLE001 - any failure to read is "not ready"
-        return failure("store", f"unreadable: {type(exc).__name__}")
+        advice = _INIT_ADVICE["StoreUnavailableError"] if runtime.settings.document_store == "pgvector" else None
+        return failure("store", f"unreadable: {type(exc).__name__}", advice)
     if count == 0 or not sample:
-        return failure("store", "empty: no documents to search")
+        pgvector = runtime.settings.document_store == "pgvector"
+        advice = "index documents (the indexer, or python -m core.snapshot restore --from ...)" if pgvector else None
+        return failure("store", "empty: no documents to search", advice)
     return CheckResult("store", True, f"{count} documents from {runtime.store.source}")
 
 
