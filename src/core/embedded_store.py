@@ -124,7 +124,7 @@ class EmbeddedDocumentStore:
 
     def __init__(self, index: StoreIndex | None = None) -> None:
         self._index = index or build_index([], "")
-        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._masks: OrderedDict[str, tuple[StoreIndex, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -185,6 +185,11 @@ class EmbeddedDocumentStore:
             kept = [d for d in self.filter_documents() if d.id not in drop]
             self._swap(build_index(kept, self._index.embedding_model))
 
+    def replace_index(self, index: StoreIndex) -> None:
+        """Serve ``index`` from now on (a newer snapshot): a query in flight finishes on the index it started with."""
+        with self._lock:
+            self._swap(index)
+
     def _swap(self, index: StoreIndex) -> None:
         self._index = index
         self._masks.clear()
@@ -242,16 +247,18 @@ class EmbeddedDocumentStore:
         key = json.dumps(filters, sort_keys=True, default=str)
         with self._lock:
             cached = self._masks.get(key)
-            if cached is not None and len(cached) == len(index.ids):
+            # Same index object, not just the same length: a mask of the index before a swap must not answer.
+            if cached is not None and cached[0] is index:
                 self._masks.move_to_end(key)
-                return cached
+                return cached[1]
         if _meta_only(filters):
             rows: Any = (_MetaView(meta) for meta in index.metas)
         else:  # content, id, ...: Haystack's filter code needs real documents
             rows = (self._document(index, i, None) for i in range(len(index.ids)))
         mask = np.fromiter((document_matches_filter(filters, row) for row in rows), dtype=bool, count=len(index.ids))
         with self._lock:
-            self._masks[key] = mask
+            if index is self._index:  # not swapped out meanwhile: worth keeping
+                self._masks[key] = (index, mask)
             while len(self._masks) > FILTER_CACHE_SIZE:
                 self._masks.popitem(last=False)
         return mask

@@ -28,6 +28,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -241,6 +242,135 @@ def write_bytes(uri: str, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+# -- conditional reads and writes (the indexer's read-modify-write, the query side's refresh) ---------
+
+# S3 answers a failed If-Match/If-None-Match with 412, and a conditional write racing another one on the
+# same key with 409 ConditionalRequestConflict: both mean "re-read and try again".
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+
+
+class SnapshotConflictError(SnapshotError):
+    """The snapshot changed since it was read (a conditional write lost the race)."""
+
+
+def _s3_client():
+    import boto3  # noqa: PLC0415 - only S3 snapshots pay for boto3
+
+    return boto3.client("s3")
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _file_tag(path: Path) -> str | None:
+    """A local file's ETag stand-in: inode, mtime and size (every write replaces the file: a new inode)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return f'"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"'
+
+
+def snapshot_etag(uri: str, s3: Any = None) -> str | None:
+    """The current ETag of the snapshot (S3 HEAD, or a local file's stat), ``None`` when there is none.
+
+    Raises:
+        SnapshotError: It cannot be checked (permissions, network).
+    """
+    if not uri.startswith("s3://"):
+        return _file_tag(Path(uri))
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    bucket, key = _split_s3(uri)
+    try:
+        return (s3 or _s3_client()).head_object(Bucket=bucket, Key=key)["ETag"]
+    except ClientError as exc:
+        if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise SnapshotError(f"cannot check snapshot {uri}: {exc}") from None
+    except BotoCoreError as exc:
+        raise SnapshotError(f"cannot check snapshot {uri}: {exc}") from None
+
+
+def read_bytes_tagged(uri: str, s3: Any = None) -> tuple[bytes | None, str | None]:
+    """Read the snapshot with the ETag of exactly what was read; ``(None, None)`` when there is none.
+
+    Raises:
+        SnapshotError: It exists but cannot be read.
+    """
+    if not uri.startswith("s3://"):
+        path = Path(uri)
+        for _ in range(3):  # a writer may replace the file between the stat and the read: read again
+            tag = _file_tag(path)
+            if tag is None:
+                return None, None
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if _file_tag(path) == tag:
+                return data, tag
+        raise SnapshotError(f"snapshot {uri} keeps changing while it is read")
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    bucket, key = _split_s3(uri)
+    try:
+        response = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)
+        return response["Body"].read(), response["ETag"]
+    except ClientError as exc:
+        if _error_code(exc) in {"404", "NoSuchKey"}:
+            return None, None
+        raise SnapshotError(f"cannot read snapshot {uri}: {exc}") from None
+    except BotoCoreError as exc:
+        raise SnapshotError(f"cannot read snapshot {uri}: {exc}") from None
+
+
+def write_bytes_if(uri: str, data: bytes, etag: str | None, s3: Any = None) -> str:
+    """Write only if the snapshot is still the one read: ETag ``etag``, or absent when ``etag`` is ``None``.
+
+    On S3: ``PutObject`` with ``If-Match: <etag>`` (``If-None-Match: *`` to create). A local file is
+    compared and replaced under an exclusive lock on ``<file>.lock``, which gives the same guarantee
+    to every writer on the machine.
+
+    Returns:
+        The new ETag.
+
+    Raises:
+        SnapshotConflictError: Someone else wrote it first.
+        SnapshotError: It cannot be written.
+    """
+    if not uri.startswith("s3://"):
+        return _write_file_if(Path(uri), data, etag)
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    bucket, key = _split_s3(uri)
+    condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+    try:
+        return (s3 or _s3_client()).put_object(Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
+    except ClientError as exc:
+        if _error_code(exc) in _CONFLICT_CODES:
+            raise SnapshotConflictError(f"{uri} changed since it was read") from None
+        raise SnapshotError(f"cannot write snapshot {uri}: {exc}") from None
+    except BotoCoreError as exc:
+        raise SnapshotError(f"cannot write snapshot {uri}: {exc}") from None
+
+
+def _write_file_if(path: Path, data: bytes, etag: str | None) -> str:
+    import fcntl  # noqa: PLC0415 - POSIX only, and only local snapshots need it
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _file_tag(path) != etag:
+                raise SnapshotConflictError(f"{path} changed since it was read")
+            write_bytes(str(path), data)
+            return _file_tag(path) or ""
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def read_snapshot(uri: str) -> Snapshot:
