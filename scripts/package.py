@@ -181,6 +181,18 @@ CONFIGURED_IMPORTS = (
     "haystack_integrations.document_stores.pgvector",
     "psycopg",
     "pgvector.psycopg",
+    "core.ingestion.runtime",  # the indexer function (handlers/indexer.py): the API's trace never imports it
+    "core.components.converters",  # its HTML converter; the Haystack components its YAML names:
+    "haystack.components.routers.file_type_router",
+    "haystack.components.converters.txt",
+    "haystack.components.converters.markdown",  # markdown-it-py, mdit-plain
+    "haystack.components.converters.pypdf",  # pypdf
+    "haystack.components.converters.json",
+    "haystack.components.joiners.document_joiner",
+    "haystack.components.preprocessors.document_cleaner",
+    "haystack.components.preprocessors.document_splitter",
+    "aws_lambda_powertools.utilities.batch",  # SQS partial batch responses
+    "aws_lambda_powertools.utilities.idempotency.persistence.dynamodb",  # IDEMPOTENCY_TABLE
 )
 
 

@@ -201,6 +201,37 @@ class Settings(BaseSettings):
     haystack_content_tracing_enabled: bool = Field(
         default=False, description="Put pipeline and component inputs/outputs (user content) into traces."
     )
+    # -- ingestion (the indexer function) and the query side's view of a changing snapshot ---------------
+    store_refresh_s: float = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="How often, at most, a query function checks the snapshot for a newer one, s (0: never).",
+    )
+    indexing_pipeline: Path = Field(
+        default_factory=lambda: bundled_path("pipelines") / "indexing" / "indexing.yml",
+        description="Haystack YAML of the indexer: convert, clean, split, embed (not served as an API route).",
+    )
+    ingest_key_prefix: str = Field(
+        default="",
+        pattern=r"^([^/]+/)*$",
+        description="Key prefix before the tenant segment (e.g. `tenants/`): `<prefix><tenant>/...`.",
+    )
+    ingest_max_object_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Largest object the indexer downloads; larger ones fail."
+    )
+    idempotency_table: str | None = Field(
+        default=None,
+        min_length=3,
+        description="DynamoDB table of the indexer's idempotency records. Unset: none (re-deliveries redo "
+        "the work; replace semantics keep them harmless).",
+    )
+    idempotency_ttl_s: int = Field(
+        default=86_400, ge=60, description="How long a processed object version is remembered, s."
+    )
+    snapshot_commit_retries: int = Field(
+        default=5, ge=0, le=20, description="Re-reads after a conflicting snapshot write before a batch fails."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

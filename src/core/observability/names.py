@@ -38,3 +38,19 @@ GENERATOR_OUTPUT_TOKENS: Final = "GeneratorOutputTokens"
 # dimensions (function_name, service).
 COLD_START: Final = "ColdStart"
 COLD_START_DIMENSIONS: Final = ("function_name", DIM_SERVICE)
+
+# Indexer metrics (core.ingestion.telemetry): one EMF document per invocation, dimensions INDEXER_DIMENSIONS.
+DIM_FUNCTION: Final = "function"
+INDEXER_FUNCTION: Final = "indexer"
+INDEXER_DIMENSIONS: Final = (DIM_SERVICE, DIM_FUNCTION)
+DOCUMENTS_INDEXED: Final = "DocumentsIndexed"  # source objects (re)indexed
+CHUNKS_WRITTEN: Final = "ChunksWritten"
+OBJECTS_DELETED: Final = "ObjectsDeleted"  # removals applied (their chunks deleted)
+OBJECTS_SKIPPED: Final = "ObjectsSkipped"  # duplicates, superseded events, unsupported types, S3 test events
+OBJECTS_FAILED: Final = "ObjectsFailed"  # records reported in batchItemFailures (retried, then the DLQ)
+SNAPSHOT_CONFLICTS: Final = "SnapshotConflicts"  # conditional snapshot writes lost to another writer
+SNAPSHOT_COMMIT_LATENCY: Final = "SnapshotCommitLatency"
+
+# Query-side snapshot refresh (core.refresh): its own document when it happens, dimensions REQUEST_DIMENSIONS.
+SNAPSHOT_REFRESHES: Final = "SnapshotRefreshes"
+SNAPSHOT_REFRESH_FAILURES: Final = "SnapshotRefreshFailures"
