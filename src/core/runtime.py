@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.cache.build import build_cache
@@ -18,6 +18,7 @@ from core.components.generators import ConfiguredChatGenerator
 from core.generators import build_chat_generator
 from core.observability.telemetry import Telemetry, build_telemetry
 from core.pipelines import ServedPipeline, load_pipelines
+from core.refresh import StoreRefresher, build_refresher, initial_etag
 from core.settings import Settings
 from core.store import LoadedStore, load_store
 
@@ -34,6 +35,17 @@ class Runtime:
     telemetry: Telemetry
     init_timings_ms: dict[str, float] = field(default_factory=dict)
     chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator
+    refresher: StoreRefresher | None = None  # the embedded store's: swaps in a newer snapshot (core.refresh)
+
+    def refresh_store(self) -> None:
+        """Swap in a newer snapshot if one is due and exists (one clock read when none is due)."""
+        if self.refresher is not None and self.refresher.maybe_refresh():
+            self.store = replace(self.store, manifest=self.refresher.manifest)
+
+    @property
+    def store_generation(self) -> str:
+        """Appended to the result cache key's version: which snapshot answered (``""`` for other stores)."""
+        return self.refresher.key_segment if self.refresher is not None else ""
 
     def reconnect(self) -> None:
         """Re-create network clients (the cache's, the chat generator's, the store's), e.g. after a SnapStart restore.
@@ -78,6 +90,8 @@ def build_runtime(
         timings[stage] = round((time.perf_counter() - started) * 1000, 1)
         return value
 
+    # The ETag before the load: a snapshot written in between is then seen as newer at the first check.
+    etag = initial_etag(settings.store_snapshot_uri) if store is None and _refreshes(settings) else None
     loaded = store or timed("store_ms", lambda: load_store(settings))
     generator = timed("generator_ms", lambda: chat_generator_factory(settings))
     pipelines = timed(
@@ -89,4 +103,9 @@ def build_runtime(
     # Loading includes each pipeline's warm-up; report the two apart.
     timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
     timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)
-    return Runtime(settings, loaded, generator, pipelines, cache, telemetry, timings, chat_generator_factory)
+    refresher = build_refresher(settings, loaded, telemetry.metrics, etag)
+    return Runtime(settings, loaded, generator, pipelines, cache, telemetry, timings, chat_generator_factory, refresher)
+
+
+def _refreshes(settings: Settings) -> bool:
+    return settings.document_store == "memory" and settings.store_refresh_s > 0

@@ -127,6 +127,7 @@ def run_cached(
     if record is not None:
         record.pipeline, record.pipeline_version, record.tenant = served.name, served.version, tenant
         record.query = runtime.telemetry.query_facts(values.get("query"))
+    runtime.refresh_store()  # a newer snapshot, if one is due and exists, answers this request already
     stats = runtime.cache.stats
     l2_failures = stats.l2_errors + stats.l2_skipped
     key = result_key(
@@ -134,7 +135,7 @@ def run_cached(
         kind="results",
         tenant=tenant,
         pipeline=served.name,
-        version=served.version,
+        version=served.version + runtime.store_generation,  # entries of another snapshot never answer
         inputs={k: v for k, v in values.items() if v is not None},
     )
 
