@@ -277,12 +277,24 @@ class PgvectorStore(PgvectorDocumentStore):
             )
 
     def _ensure_meta_indexes(self) -> None:
-        """Btree indexes on the meta keys that every delete (source) and tenant filter names."""
+        """Btree indexes on the meta keys that every delete (source) and tenant filter names.
+
+        Looked up first, as the integration does for its own: a role that may only read and write rows
+        (not own the table) opens a table an administrator created.
+        """
         indexes = {
             f"{self.table_name}_source_idx": (META_BUCKET, META_KEY),
             f"{self.table_name}_tenant_idx": (META_TENANT,),
         }
+        existing = self._execute_sql(
+            cursor=self._cursor,
+            sql_query=sql.SQL("SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s"),
+            params=(self.schema_name, self.table_name),
+            error_msg="Could not list the table's indexes",
+        ).fetchall()
         for name, keys in indexes.items():
+            if (name,) in existing:
+                continue
             statement = sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {schema}.{table} ({columns})").format(
                 name=sql.Identifier(name),
                 schema=sql.Identifier(self.schema_name),

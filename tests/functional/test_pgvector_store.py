@@ -451,6 +451,19 @@ def test_credentials_from_an_rds_style_secret_and_a_rotation(pg, database, monke
     parameters.clear_caches()
 
 
+def test_a_role_that_may_only_read_and_write_rows_opens_a_table_an_administrator_created(pg, database, corpus):
+    open_pgvector_store(settings_for(database))  # the administrator (owner) creates table and indexes
+    dbname = database.rsplit("/", 1)[1]
+    pg.execute("DROP ROLE IF EXISTS reader_writer")
+    pg.execute("CREATE ROLE reader_writer LOGIN PASSWORD 'rw-pw'")
+    pg.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON haystack_documents TO reader_writer", dbname)
+    store = open_pgvector_store(settings_for(pg.url(dbname, "reader_writer", "rw-pw"))).store
+    assert store.replace_source(ACME, chunks(ACME, ["row one", "row two"])) == 2
+    assert store.bm25_retrieval("row", top_k=5)
+    with pytest.raises(StoreError, match="permission denied"):
+        open_pgvector_store(settings_for(pg.url(dbname, "reader_writer", "rw-pw"), pg_table="not_created_yet"))
+
+
 def test_wrong_credentials_stop_init(pg, database):
     wrong = database.replace("postgres-test", "not-the-password")
     with pytest.raises(StoreUnavailableError, match="password authentication failed"):
