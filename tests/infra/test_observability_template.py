@@ -48,6 +48,8 @@ VERSION_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION_NAME}:{
 LOG_GROUP = "haystack-serverless-test-ApiFunctionLogGroup-XyZ789"
 CANARY_ALARMS = ("NewVersion5xxRateAlarm", "NewVersionP99LatencyAlarm", "NewVersionErrorsAlarm")
 ALARMS = (*CANARY_ALARMS, "ThrottlesAlarm")
+# The ingestion path's alarms (AWS/SQS, and the indexer's AWS/Lambda Errors): tests/infra/test_ingestion_template.py.
+INGESTION_ALARMS = ("IngestionDlqAlarm", "IndexerErrorsAlarm")
 # AWS/Lambda dimension sets that exist (FIELD-NOTES): per function, per alias or version (Resource),
 # and per version executed through an alias (ExecutedVersion, only for Errors and Duration).
 LAMBDA_DIMENSION_SETS = (
@@ -422,7 +424,7 @@ def test_service_and_namespace_are_defined_once(template):
     assert environment["POWERTOOLS_SERVICE_NAME"] == "svc-elsewhere"
     assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "Other/Ns"
     refs = _metric_refs(template, resolve)
-    ours = [r for r in refs if r.namespace != "AWS/Lambda"]
+    ours = [r for r in refs if not r.namespace.startswith("AWS/")]
     assert ours and all(r.namespace == "Other/Ns" for r in ours), {r.namespace for r in ours}
     services = {value for r in ours for name, value in r.dimensions if name == names.DIM_SERVICE}
     assert services == {"svc-elsewhere"}
@@ -473,7 +475,11 @@ def test_dashboard_shows_what_the_issue_asks_for(template):
         [i for i, e in ids.items() if f'MetricName="{m}"' in e] for m in (names.CACHE_HITS, names.CACHE_MISSES)
     )
     assert re.fullmatch(rf"100 \* SUM\({hits[0]}\) / \(SUM\({hits[0]}\) \+ SUM\({misses[0]}\)\)", ratio), ratio
-    lambda_metrics = {(r.name, r.dimensions) for r in _dashboard_refs(body) if r.namespace == "AWS/Lambda"}
+    lambda_metrics = {
+        (r.name, r.dimensions)
+        for r in _dashboard_refs(body)
+        if r.namespace == "AWS/Lambda" and dict(r.dimensions).get("FunctionName") == FUNCTION_NAME
+    }
     assert lambda_metrics == {
         ("ConcurrentExecutions", (("FunctionName", FUNCTION_NAME),)),
         ("Throttles", (("FunctionName", FUNCTION_NAME),)),
@@ -487,7 +493,7 @@ def test_dashboard_shows_what_the_issue_asks_for(template):
 
 def test_alarms_exist_with_missing_data_treatment_and_parameter_thresholds(template):
     alarms = _of_type(template, "AWS::CloudWatch::Alarm")
-    assert set(alarms) == set(ALARMS)
+    assert set(alarms) == {*ALARMS, *INGESTION_ALARMS}
     schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::CloudWatch::Alarm").schema
     parameters = template["Parameters"]
     for name, alarm in alarms.items():
@@ -551,7 +557,7 @@ def test_lambda_alarms_use_the_live_alias_and_executed_version_only_where_it_exi
     lambda_alarms = {
         name: resolve(alarm["Properties"])
         for name, alarm in _of_type(template, "AWS::CloudWatch::Alarm").items()
-        if alarm["Properties"].get("Namespace") == "AWS/Lambda"
+        if alarm["Properties"].get("Namespace") == "AWS/Lambda" and name not in INGESTION_ALARMS
     }
     assert set(lambda_alarms) == {"NewVersionErrorsAlarm", "ThrottlesAlarm"}
     for name, properties in lambda_alarms.items():

@@ -39,8 +39,11 @@ def test_cache_is_valkey_serverless_behind_a_condition(template):
     assert cache["Condition"] == "UseCache"
     assert cache["Properties"]["Engine"] == "valkey"
     assert cache["Properties"]["SecurityGroupIds"] == [{"Ref": "CacheSecurityGroup"}]
-    for name in ("FunctionSecurityGroup", "CacheSecurityGroup", "FunctionToCacheEgress"):
+    for name in ("CacheSecurityGroup", "FunctionToCacheEgress"):
         assert template["Resources"][name]["Condition"] == "UseCache"
+    # The functions' group also serves the pgvector database (tests/infra/test_ingestion_template.py).
+    assert template["Resources"]["FunctionSecurityGroup"]["Condition"] == "InVpc"
+    assert {"Condition": "UseCache"} in template["Conditions"]["InVpc"]["Fn::Or"]
 
 
 def test_only_the_functions_reach_the_cache_on_6379_and_6380(template):
@@ -62,7 +65,8 @@ def test_only_the_functions_reach_the_cache_on_6379_and_6380(template):
 def test_function_joins_the_vpc_and_gets_a_tls_cluster_url_only_with_the_cache(template):
     function = template["Resources"]["ApiFunction"]["Properties"]
     vpc = function["VpcConfig"]["Fn::If"]
-    assert vpc[0] == "UseCache" and vpc[2] == {"Ref": "AWS::NoValue"}
+    # InVpc: the cache or the pgvector database (tests/infra/test_ingestion_template.py).
+    assert vpc[0] == "InVpc" and vpc[2] == {"Ref": "AWS::NoValue"}
     assert vpc[1]["SecurityGroupIds"] == [{"Ref": "FunctionSecurityGroup"}]
     variables = function["Environment"]["Variables"]
     url = variables["REDIS_URL"]["Fn::If"]
