@@ -21,6 +21,8 @@ import pytest
 from botocore.loaders import Loader
 from cfnlint.decode import decode
 
+from core.ingestion.telemetry import FAILED, INDEXED, IndexerTelemetry, ObjectOutcome
+from core.observability import names
 from core.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -692,6 +694,71 @@ def test_dashboard_shows_the_queues_and_the_indexer(template):
         assert ("AWS/Lambda", metric, "FunctionName", "<IndexerFunction>") in lines
     alarms = {a for w in body["widgets"] if w["type"] == "alarm" for a in w["properties"]["alarms"]}
     assert {"<IngestionDlqAlarm.Arn>", "<IndexerErrorsAlarm.Arn>"} <= alarms
+
+
+def _indexer_lines(template: dict) -> list[tuple[str, ...]]:
+    """The dashboard's metric lines in the service's namespace with the indexer's dimension."""
+    stack = Stack(template)
+    body = json.loads(stack(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
+    lines = [
+        tuple(item for item in line if isinstance(item, str))
+        for widget in body["widgets"]
+        if widget["type"] == "metric"
+        for line in widget["properties"]["metrics"]
+        if not isinstance(line[0], dict)
+    ]
+    return [line for line in lines if line[0] == stack.ref("MetricsNamespace") and "function" in line[2::2]]
+
+
+def _not_emitted(lines: list[tuple[str, ...]], document: dict) -> list[tuple[str, ...]]:
+    """Lines no directive of `document` carries: metric name, exact dimension set and values."""
+    missing = []
+    for namespace, metric, *pairs in lines:
+        dimensions = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        carried = any(
+            directive["Namespace"] == namespace
+            and metric in {m["Name"] for m in directive["Metrics"]}
+            and set(dimensions) in [set(d) for d in directive["Dimensions"]]
+            and all(document.get(k) == v for k, v in dimensions.items())
+            for directive in document["_aws"]["CloudWatchMetrics"]
+        )
+        if not carried:
+            missing.append((namespace, metric, *pairs))
+    return missing
+
+
+@pytest.fixture(scope="module")
+def indexer_document(template) -> dict:
+    """The EMF document the indexer writes for an invocation (core.ingestion.telemetry), with the template's names."""
+    stack = Stack(template)
+    settings = load_settings(
+        powertools_metrics_namespace=stack.ref("MetricsNamespace"),
+        powertools_service_name=stack.ref("ServiceName"),
+        powertools_metrics_disabled=False,
+    )
+    telemetry = IndexerTelemetry(settings)
+    for outcome in (INDEXED, FAILED):
+        telemetry.object_done(ObjectOutcome(outcome, "docs", "acme/a.md", "ObjectCreated:Put", "m-1"))
+    telemetry.committed(conflicts=1, elapsed_ms=1900.0, wrote=True)
+    return telemetry.document()
+
+
+def test_dashboard_reads_the_metrics_the_indexer_writes(template, indexer_document):
+    lines = _indexer_lines(template)
+    shown = {line[1] for line in lines}
+    assert {names.DOCUMENTS_INDEXED, names.OBJECTS_FAILED, names.SNAPSHOT_CONFLICTS} <= shown
+    assert not _not_emitted(lines, indexer_document)
+
+
+def test_the_emitted_check_catches_a_wrong_name_dimension_or_value(template, indexer_document):
+    (good,) = [line for line in _indexer_lines(template) if line[1] == names.OBJECTS_FAILED]
+    namespace, _, *pairs = good
+    planted = [
+        (namespace, "ObjectFailed", *pairs),
+        (namespace, names.OBJECTS_FAILED, "function", "indexer"),
+        (namespace, names.OBJECTS_FAILED, "function", "api", "service", pairs[-1]),
+    ]
+    assert _not_emitted([good, *planted], indexer_document) == planted
 
 
 def test_outputs_name_the_ingestion_resources(template):
