@@ -392,3 +392,9 @@ def write_snapshot(uri: str, documents: list[Document], embedding_model: str) ->
     data, manifest = encode_index(_build(documents, embedding_model))
     write_bytes(uri, data)
     return manifest
+
+
+if __name__ == "__main__":  # python -m core.snapshot list|verify|export|restore (core.recovery)
+    from core.recovery import main
+
+    raise SystemExit(main())
