@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         default="hnsw", description="Dense search: `hnsw` (approximate, indexed) or `exact` (scans every row)."
     )
     pg_hnsw_ef_search: int = Field(
-        default=100, ge=1, le=1000, description="HNSW candidate list size per query (recall vs latency)."
+        default=200, ge=1, le=1000, description="HNSW candidate list size per query (recall vs latency)."
     )
     pg_connect_timeout_s: int = Field(default=5, ge=1, le=60, description="Connect timeout, s.")
     pg_statement_timeout_ms: int = Field(
