@@ -30,6 +30,8 @@ from core.store import StoreError, StoreUnavailableError, store_unavailable
 from tests.postgres_server import PostgresServer, PostgresServerError
 from tests.support import free_port
 
+pytestmark = pytest.mark.slow  # starts a PostgreSQL server
+
 DIM = 256
 ACME = SourceRef(bucket="docs", key="acme/guide.md", version="v1", tenant="acme")
 GLOBEX = SourceRef(bucket="docs", key="globex/guide.md", version="v1", tenant="globex")
@@ -117,6 +119,33 @@ def chunks(source: SourceRef, texts: list[str]) -> list[Document]:
 
 def keys_in(store: PgvectorStore) -> list[tuple[str, str]]:
     return sorted((d.meta.get("source_bucket"), d.meta.get("source_key")) for d in store.filter_documents())
+
+
+# --- the server the tests start ----------------------------------------------------------------------
+
+
+def test_the_server_runs_unprivileged_on_loopback_and_keeps_its_data_across_a_restart(pg, database):
+    owner = process_owner(pg.proc.pid)
+    assert owner != "root"
+    assert pg.execute("SHOW listen_addresses") == [("127.0.0.1",)]
+    assert pg.execute("SHOW unix_socket_directories") == [("",)]
+    dbname = database.rsplit("/", 1)[1]
+    pg.execute("CREATE TABLE kept (n int)", dbname)
+    port = pg.port
+    pg.stop()
+    assert not pg.alive
+    pg.start()
+    assert pg.port == port
+    assert pg.execute("SELECT count(*) FROM kept", dbname) == [(0,)]
+    assert pg.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'", dbname)[0][0] >= "0.8"
+
+
+def process_owner(pid: int) -> str:
+    """User name owning a process."""
+    import pwd
+    from pathlib import Path
+
+    return pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
 
 
 # --- write and read --------------------------------------------------------------------------------
