@@ -6,8 +6,13 @@ reason. Documents are the real small corpus (stdlib modules rendered, split and 
 WordLlama, as ``make index`` does); query embeddings come from the real ``StaticTextEmbedder``.
 """
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import boto3
 import psycopg
@@ -19,7 +24,6 @@ from haystack.document_stores.types import DuplicatePolicy
 from moto import mock_aws
 
 from core.app import create_app
-from core.boot import boot
 from core.components.embedders import StaticTextEmbedder
 from core.ingestion.target import SourceRef
 from core.pgvector_store import PgvectorStore, connection_info, open_pgvector_store
@@ -32,12 +36,20 @@ from tests.support import free_port
 
 pytestmark = pytest.mark.slow  # starts a PostgreSQL server
 
+ROOT = Path(__file__).resolve().parents[2]
 DIM = 256
 ACME = SourceRef(bucket="docs", key="acme/guide.md", version="v1", tenant="acme")
 GLOBEX = SourceRef(bucket="docs", key="globex/guide.md", version="v1", tenant="globex")
 
 
 # --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """No setting of the developer's shell or CI reaches these tests' settings."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +155,6 @@ def test_the_server_runs_unprivileged_on_loopback_and_keeps_its_data_across_a_re
 def process_owner(pid: int) -> str:
     """User name owning a process."""
     import pwd
-    from pathlib import Path
 
     return pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
 
@@ -411,21 +422,49 @@ def test_an_empty_table_is_not_ready(make_pg_client, database):
 # --- init, credentials, SnapStart ------------------------------------------------------------------
 
 
-def test_init_fails_fast_with_one_line_when_the_database_is_unreachable(monkeypatch, small_snapshot):
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
+HANDLER_INIT = "import json, sys; import handlers.api; print('MODULES=' + json.dumps(sorted(sys.modules)))"
+
+
+def lambda_init(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """Import the API handler in a fresh process, as Lambda's init does (module scope builds the runtime)."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in Settings.model_fields and not k.startswith(("AWS_", "POWERTOOLS_"))
+    }
+    clean.update(PYTHONPATH=str(ROOT / "src"), HAYSTACK_TELEMETRY_ENABLED="False", HOME=str(tmp_path), **env)
+    command = [sys.executable, "-c", HANDLER_INIT]
+    return subprocess.run(command, env=clean, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+
+
+def test_lambda_init_fails_fast_with_one_line_when_the_database_is_unreachable(tmp_path):
     port = free_port()
-    monkeypatch.setenv("DOCUMENT_STORE", "pgvector")
-    monkeypatch.setenv("PG_CONN_STR", f"postgresql://app:s3cret-pw@127.0.0.1:{port}/haystack")
-    monkeypatch.setenv("STORE_SNAPSHOT_URI", str(small_snapshot))
     started = time.perf_counter()
-    with pytest.raises(SystemExit) as stop:
-        boot()
-    message = str(stop.value)
-    assert message.startswith(f"init failed: pgvector at 127.0.0.1:{port}/haystack: OperationalError:")
-    assert "\n" not in message
-    assert "s3cret-pw" not in message
-    assert time.perf_counter() - started < 10
+    result = lambda_init(
+        tmp_path, DOCUMENT_STORE="pgvector", PG_CONN_STR=f"postgresql://app:s3cret-pw@127.0.0.1:{port}/haystack"
+    )
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"init failed: pgvector at 127.0.0.1:{port}/haystack: OperationalError:"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert time.perf_counter() - started < 30
+
+
+def test_lambda_init_with_pgvector_logs_the_store_and_only_then_imports_psycopg(
+    tmp_path, filled, database, small_snapshot
+):
+    result = lambda_init(tmp_path, DOCUMENT_STORE="pgvector", PG_CONN_STR=database)
+    assert result.returncode == 0, result.stderr
+    init = next(json.loads(line) for line in result.stdout.splitlines() if '"core.init"' in line)
+    assert init["documents"] == filled.count_documents()
+    assert init["snapshot"].startswith("pgvector://127.0.0.1:")
+    assert "postgres-test" not in result.stdout
+    modules = json.loads(result.stdout.split("MODULES=", 1)[1])
+    assert "psycopg" in modules
+    default = lambda_init(tmp_path, STORE_SNAPSHOT_URI=str(small_snapshot))
+    assert default.returncode == 0, default.stderr
+    assert "psycopg" not in json.loads(default.stdout.split("MODULES=", 1)[1])
 
 
 def test_a_table_of_another_dimension_stops_init(database):
@@ -519,12 +558,6 @@ def test_connection_errors_are_recognised_as_unavailable_but_others_are_not():
 
 
 # --- settings ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
 
 
 @pytest.mark.parametrize(
