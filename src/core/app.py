@@ -22,6 +22,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from core.errors import ApiError, install_error_handlers
 from core.middleware import RequestContextMiddleware
@@ -29,7 +31,8 @@ from core.pipelines import ServedPipeline
 from core.readiness import run_checks
 from core.runtime import Runtime
 from core.schemas import ErrorBody, QueryRequest, QueryResponse
-from core.service import CacheControl, answer_query, get_pipeline, run_cached
+from core.security.access import RATE_LIMIT_HEADERS
+from core.service import CacheControl, admit, answer_query, get_pipeline, run_cached
 
 logger = logging.getLogger("core.app")
 
@@ -103,10 +106,16 @@ def _add_pipeline_route(router: APIRouter, runtime: Runtime, served: ServedPipel
     async def run(body: request_model, request: Request) -> Response:
         pipeline = get_pipeline(runtime, served.name)
         values = {name: getattr(body, name) for name in body.model_fields_set}
+        access = admit(runtime, request.scope.get("aws.event"), pipeline, values)
         result = run_cached(
-            runtime, pipeline, values, control=CacheControl.from_header(request.headers.get("cache-control"))
+            runtime,
+            pipeline,
+            values,
+            tenant=access.tenant,
+            control=CacheControl.from_header(request.headers.get("cache-control")),
         )
-        return json_response({**result.outputs, "cached": result.cached}, {"X-Cache": result.cache})
+        headers = {"X-Cache": result.cache, **access.headers}
+        return json_response({**result.outputs, "cached": result.cached}, headers)
 
     router.add_api_route(
         f"/pipelines/{served.name}/run",
@@ -135,7 +144,20 @@ def create_app(runtime: Runtime) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, telemetry=runtime.telemetry)
+    settings = runtime.settings
+    # Added last = outermost: the request context (request id, body limit, audit line) sees every request,
+    # also one the host or CORS checks answer.
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Cache-Control", "X-Request-Id", "X-Api-Key", "Authorization"],
+            expose_headers=["X-Request-Id", "X-Cache", "Retry-After", *RATE_LIMIT_HEADERS],
+        )
+    if settings.trusted_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+    app.add_middleware(RequestContextMiddleware, telemetry=runtime.telemetry, max_body_bytes=settings.max_body_bytes)
     router = APIRouter()
 
     @router.get("/health", response_model=Health, operation_id="health", summary="Liveness", tags=["service"])
@@ -195,10 +217,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         tags=["query"],
     )
     async def query(body: QueryRequest, request: Request) -> Response:
-        answer, cache = answer_query(
-            runtime, body, control=CacheControl.from_header(request.headers.get("cache-control"))
+        answer, cache, limits = answer_query(
+            runtime,
+            body,
+            event=request.scope.get("aws.event"),
+            control=CacheControl.from_header(request.headers.get("cache-control")),
         )
-        return json_response(answer, {"X-Cache": cache})
+        return json_response(answer, {"X-Cache": cache, **limits})
 
     app.include_router(router)
     return app

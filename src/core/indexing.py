@@ -22,6 +22,8 @@ from haystack.components.preprocessors import DocumentSplitter
 from core.components.embedders import StaticDocumentEmbedder
 from core.corpus import render_modules, stdlib_modules
 from core.embedding import DEFAULT_MODEL
+from core.ingestion.events import DEFAULT_TENANT
+from core.ingestion.target import META_TENANT
 from core.snapshot import write_snapshot
 
 SPLIT_WORDS = 200
@@ -47,8 +49,10 @@ def build_documents(modules: list[str] | None = None, model: str = DEFAULT_MODEL
     splitter.warm_up()
     kept = ("module", "source", "python", "split_id")
     # Keep meta small: the splitter's bookkeeping (source ids, offsets) means nothing to a reader.
+    # Every chunk belongs to a tenant (core.security.access scopes every retrieval to one): the bundled
+    # corpus is the `default` tenant's, the one local runs and unprefixed uploads use.
     chunks = [
-        replace(c, meta={k: c.meta[k] for k in kept if k in c.meta})
+        replace(c, meta={**{k: c.meta[k] for k in kept if k in c.meta}, META_TENANT: DEFAULT_TENANT})
         for c in unique_chunks(splitter.run(documents=sources)["documents"])
     ]
     embedder = StaticDocumentEmbedder(model=model, meta_fields_to_embed=["module"])

@@ -54,9 +54,10 @@ def _as_json_body(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes
 class RequestContextMiddleware:
     """Sets ``request.state.request_id``, echoes it in ``X-Request-Id``, observes and answers unhandled errors."""
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, max_body_bytes: int = 64 * 1024) -> None:
         self.app = app
         self.telemetry = telemetry
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -82,24 +83,70 @@ class RequestContextMiddleware:
 
         try:
             try:
-                await self.app(scope, receive, send_with_id)
+                body = await _read_body(receive, self.max_body_bytes) if scope["method"] in _BODY_METHODS else None
+                if body is _TOO_LARGE:
+                    record.error_code = "payload_too_large"
+                    await _error(
+                        send_with_id,
+                        413,
+                        "payload_too_large",
+                        f"body larger than {self.max_body_bytes} bytes",
+                        request_id,
+                    )
+                    return
+                await self.app(scope, receive if body is None else _replay(body), send_with_id)
             except Exception:
                 logger.exception("unhandled error")
                 if status:
                     raise
                 record.error_code = "internal_error"
-                await _internal_error(send_with_id, request_id)
+                await _error(send_with_id, 500, "internal_error", "internal error", request_id)
         finally:
             self.telemetry.finish(record, status or 500, in_lambda="aws.event" in scope)
             close_request(token)
 
 
-async def _internal_error(send: Send, request_id: str) -> None:
-    body = json.dumps({"error": {"code": "internal_error", "message": "internal error", "request_id": request_id}})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_TOO_LARGE = object()
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | object:
+    """The whole request body, or ``_TOO_LARGE`` as soon as it passes ``limit`` (the rest is not read)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return _TOO_LARGE
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A ``receive`` that hands the app the body already read, then waits like a quiet client."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
         }
     )

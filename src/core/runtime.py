@@ -19,6 +19,7 @@ from core.generators import build_chat_generator
 from core.observability.telemetry import Telemetry, build_telemetry
 from core.pipelines import ServedPipeline, load_pipelines
 from core.refresh import StoreRefresher, build_refresher, initial_etag
+from core.security.access import Security, build_security
 from core.settings import Settings
 from core.store import LoadedStore, load_store
 
@@ -36,6 +37,7 @@ class Runtime:
     init_timings_ms: dict[str, float] = field(default_factory=dict)
     chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator
     refresher: StoreRefresher | None = None  # the embedded store's: swaps in a newer snapshot (core.refresh)
+    security: Security = field(default_factory=lambda: Security(None, None))  # tenants, rate limits
 
     def refresh_store(self) -> None:
         """Swap in a newer snapshot if one is due and exists (one clock read when none is due)."""
@@ -54,6 +56,8 @@ class Runtime:
         The store (pgvector) drops its connection and opens a new one on its next use.
         """
         self.cache.reconnect()
+        if self.security.limiter is not None and self.cache.l2 is not None:
+            self.security.limiter.client = self.cache.l2.client  # the limiter shares the cache's connection
         reconnect_store = getattr(self.store.store, "reconnect", None)
         if reconnect_store is not None:
             reconnect_store()
@@ -104,7 +108,10 @@ def build_runtime(
     timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
     timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)
     refresher = build_refresher(settings, loaded, telemetry.metrics, etag)
-    return Runtime(settings, loaded, generator, pipelines, cache, telemetry, timings, chat_generator_factory, refresher)
+    security = build_security(settings, cache.l2.client if cache.l2 is not None else None, cache.breaker)
+    return Runtime(
+        settings, loaded, generator, pipelines, cache, telemetry, timings, chat_generator_factory, refresher, security
+    )
 
 
 def _refreshes(settings: Settings) -> bool:

@@ -16,9 +16,10 @@ from core.cache.tiered import HIT_L1, HIT_L2
 from core.components.generators import GeneratorError, GeneratorNotConfiguredError
 from core.errors import ApiError
 from core.observability.context import current_request
-from core.pipelines import ServedPipeline
+from core.pipelines import ServedPipeline, to_haystack
 from core.runtime import Runtime
 from core.schemas import QueryRequest
+from core.security.access import FILTERS_INPUT, Access, authorize
 from core.store import store_unavailable
 
 logger = logging.getLogger("core.service")
@@ -163,14 +164,39 @@ def query_pipeline_name(runtime: Runtime) -> str:
     return "search" if runtime.settings.generator == "none" else "rag"
 
 
+def admit(runtime: Runtime, event: dict | None, served: ServedPipeline, values: dict[str, Any]) -> Access:
+    """The access checks of ``core.security.access`` for one run; forces the tenant filter into ``values``.
+
+    Raises:
+        ApiError: 401/403/429/503 from the checks, 422 for filters that break the policy.
+    """
+    readers = store_readers(served)
+    filtered = {component for component, _ in served.inputs.get(FILTERS_INPUT, [])}
+    access = authorize(runtime.security, event, served.name, scopable=readers <= filtered)
+    if readers:  # a pipeline that reads no store has no tenant data to scope
+        values[FILTERS_INPUT] = access.scope(to_haystack(values.get(FILTERS_INPUT)))
+    return access
+
+
+def store_readers(served: ServedPipeline) -> set[str]:
+    """The components that read the document store: each must take the request's (scoped) filters."""
+    return {
+        name for name, component in served.pipeline.walk() if getattr(component, "document_store", None) is not None
+    }
+
+
 def answer_query(
     runtime: Runtime,
     request: QueryRequest,
     *,
-    tenant: str = DEFAULT_TENANT,
+    event: dict | None = None,
     control: CacheControl = CacheControl(),
-) -> tuple[dict[str, Any], str]:
-    """Run ``POST /query``; returns the response body (``QueryResponse``'s shape) and how the cache served it."""
+) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """Run ``POST /query`` for the caller of ``event`` (its API Gateway event; ``None`` locally).
+
+    Returns:
+        The response body (``QueryResponse``'s shape), how the cache served it, and the rate-limit headers.
+    """
     if len(request.text) > runtime.settings.max_query_chars:
         raise ApiError(
             422, "validation_error", f"text: at most {runtime.settings.max_query_chars} characters are accepted"
@@ -182,9 +208,9 @@ def answer_query(
         "top_k": request.top_k or runtime.settings.default_top_k,
         "filters": request.filters,
     }
-    result = run_cached(
-        runtime, served, {k: v for k, v in values.items() if k in served.inputs}, tenant=tenant, control=control
-    )
+    values = {k: v for k, v in values.items() if k in served.inputs}
+    access = admit(runtime, event, served, values)
+    result = run_cached(runtime, served, values, tenant=access.tenant, control=control)
     replies = result.outputs.get("replies") or []
     body = {
         "query": request.text,
@@ -194,4 +220,4 @@ def answer_query(
         "cached": result.cached,
         "execution_time_ms": result.elapsed_ms,
     }
-    return body, result.cache
+    return body, result.cache, access.headers

@@ -13,11 +13,12 @@ Example:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
 """``src/`` in a checkout, ``/var/task`` in Lambda."""
@@ -166,6 +167,34 @@ class Settings(BaseSettings):
         pattern=r"^/[A-Za-z0-9._~/-]*$",
         description="Path prefix API Gateway adds before the app's routes (e.g. a custom domain's base path).",
     )
+    tenant_registry: str | None = Field(
+        default=None,
+        pattern=r"^(ssm|secretsmanager):.+$",
+        description="Tenant records: `ssm:<prefix>` (one JSON parameter per identity under `<prefix>/<kind>/<id>`) "
+        "or `secretsmanager:<id>` (one JSON map). Unset: a single tenant, `default` (local runs).",
+    )
+    tenant_cache_ttl_s: int = Field(default=300, ge=0, le=86_400, description="How long a tenant record is cached, s.")
+    tenant_negative_ttl_s: int = Field(
+        default=30, ge=0, le=3_600, description="How long an unknown identity is remembered (no lookup meanwhile), s."
+    )
+    rate_limit_fail_mode: Literal["open", "closed"] = Field(
+        default="open",
+        description="When Redis cannot be asked: `open` lets requests through (counted in `RateLimitFailOpen`), "
+        "`closed` answers 429.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=6 * 1024 * 1024, description="Largest request body accepted (413 above), bytes."
+    )
+    max_filter_depth: int = Field(default=5, ge=1, le=10, description="Deepest nesting of a request's filters.")
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS, comma-separated (empty: no CORS headers). `*` is refused on Lambda.",
+    )
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host headers accepted (400 otherwise), comma-separated; empty: any (local runs; the template "
+        "sets the API's own host). `*` is refused on Lambda.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the service's loggers."
     )
@@ -232,6 +261,21 @@ class Settings(BaseSettings):
     snapshot_commit_retries: int = Field(
         default=5, ge=0, le=20, description="Re-reads after a conflicting snapshot write before a batch fails."
     )
+
+    @field_validator("cors_allow_origins", "trusted_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_wildcards_on_lambda(self) -> Settings:
+        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            for name in ("cors_allow_origins", "trusted_hosts"):
+                if "*" in getattr(self, name):
+                    raise ValueError(f"{name.upper()}: '*' is refused on Lambda; list the origins or hosts")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

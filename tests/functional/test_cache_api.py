@@ -3,7 +3,7 @@ the Redis tier is exercised against real servers in test_cache_redis.py)."""
 
 from core.runtime import build_runtime
 from core.schemas import QueryRequest
-from core.service import answer_query
+from core.service import answer_query, run_cached
 
 
 def test_second_identical_query_is_an_l1_hit_with_the_same_answer(client):
@@ -59,10 +59,11 @@ def test_a_new_pipeline_version_never_reads_the_old_entries(make_settings, small
 
 def test_tenants_never_share_entries(make_settings, small_store):
     runtime = build_runtime(make_settings(), store=small_store)
-    request = QueryRequest(text="csv reader")
-    assert answer_query(runtime, request, tenant="acme")[1] == "MISS"
-    assert answer_query(runtime, request, tenant="acme")[1] == "HIT-L1"
-    assert answer_query(runtime, request, tenant="globex")[1] == "MISS"
+    search = runtime.pipelines["search"]
+    values = {"query": "csv reader", "top_k": 3}
+    assert run_cached(runtime, search, dict(values), tenant="acme").cache == "MISS"
+    assert run_cached(runtime, search, dict(values), tenant="acme").cache == "HIT-L1"
+    assert run_cached(runtime, search, dict(values), tenant="globex").cache == "MISS"
 
 
 def test_ready_reports_the_cache_without_failing(client):

@@ -50,7 +50,8 @@ def test_tls_with_a_private_ca(make_client, tls_redis):
 
 
 def cluster_keys(cluster) -> dict[int, list[bytes]]:
-    return {port: redis.Redis(host=host, port=port).keys("hs:*") for host, port in cluster.startup_nodes}
+    """Cached results per node (rate-limit buckets, ``hs:rl:*``, are not cache entries)."""
+    return {port: redis.Redis(host=host, port=port).keys("hs:results:*") for host, port in cluster.startup_nodes}
 
 
 def test_cluster_mode_spreads_entries_and_invalidates_on_every_primary(make_client, redis_cluster, monkeypatch):
@@ -75,12 +76,11 @@ def test_cluster_mode_spreads_entries_and_invalidates_on_every_primary(make_clie
 
 def test_invalidation_by_tenant_leaves_other_tenants(make_settings, small_store, redis_url, monkeypatch):
     from core.runtime import build_runtime
-    from core.schemas import QueryRequest
-    from core.service import answer_query
+    from core.service import run_cached
 
     runtime = build_runtime(make_settings(redis_url=redis_url), store=small_store)
     for tenant in ("acme", "globex"):
-        answer_query(runtime, QueryRequest(text="csv"), tenant=tenant)
+        run_cached(runtime, runtime.pipelines["search"], {"query": "csv"}, tenant=tenant)
     monkeypatch.setenv("REDIS_URL", redis_url)
     assert cache_cli(["invalidate", "--tenant", "acme"]) == 0
     remaining = [k.decode() for k in redis.Redis.from_url(redis_url).keys("hs:*")]

@@ -29,7 +29,9 @@ NEW = ["Quokka sightings were recounted by the island rangers this year.", "Axol
 
 
 def snapshot_bytes(texts: list[str]) -> bytes:
-    embedded = StaticDocumentEmbedder().run(documents=[Document(content=t) for t in texts])["documents"]
+    embedded = StaticDocumentEmbedder().run(documents=[Document(content=t, meta={"tenant": "default"}) for t in texts])[
+        "documents"
+    ]
     return encode_snapshot(embedded, DEFAULT_MODEL)
 
 
@@ -172,7 +174,7 @@ def test_a_corrupt_new_snapshot_keeps_the_old_one_serving(s3, serve, capsys):
 def test_a_snapshot_embedded_with_another_model_is_refused(s3, serve):
     s3.put_object(Bucket=BUCKET, Key="store.snapshot", Body=snapshot_bytes(OLD))
     client, runtime, clock = serve()
-    other = [Document(content=t, embedding=[1.0, 0.0, 0.0]) for t in NEW]
+    other = [Document(content=t, meta={"tenant": "default"}, embedding=[1.0, 0.0, 0.0]) for t in NEW]
     s3.put_object(Bucket=BUCKET, Key="store.snapshot", Body=encode_snapshot(other, "another-model"))
     clock.advance(INTERVAL + 1)
     assert query(client)[0] == [OLD[0], OLD[1]]
