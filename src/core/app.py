@@ -23,7 +23,6 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from core.errors import ApiError, install_error_handlers
 from core.middleware import RequestContextMiddleware
@@ -104,9 +103,9 @@ def _add_pipeline_route(router: APIRouter, runtime: Runtime, served: ServedPipel
     request_model = served.request_model
 
     async def run(body: request_model, request: Request) -> Response:
-        pipeline = get_pipeline(runtime, served.name)
         values = {name: getattr(body, name) for name in body.model_fields_set}
-        access = admit(runtime, request.scope.get("aws.event"), pipeline, values)
+        access = admit(runtime, request.scope.get("aws.event"), served, values)  # before saying more about it
+        pipeline = get_pipeline(runtime, served.name)
         result = run_cached(
             runtime,
             pipeline,
@@ -155,9 +154,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             allow_headers=["Content-Type", "Cache-Control", "X-Request-Id", "X-Api-Key", "Authorization"],
             expose_headers=["X-Request-Id", "X-Cache", "Retry-After", *RATE_LIMIT_HEADERS],
         )
-    if settings.trusted_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
-    app.add_middleware(RequestContextMiddleware, telemetry=runtime.telemetry, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        telemetry=runtime.telemetry,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_hosts=settings.trusted_hosts,
+    )
     router = APIRouter()
 
     @router.get("/health", response_model=Health, operation_id="health", summary="Liveness", tags=["service"])

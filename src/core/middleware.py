@@ -54,10 +54,17 @@ def _as_json_body(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes
 class RequestContextMiddleware:
     """Sets ``request.state.request_id``, echoes it in ``X-Request-Id``, observes and answers unhandled errors."""
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry, max_body_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        telemetry: Telemetry,
+        max_body_bytes: int = 64 * 1024,
+        trusted_hosts: list[str] | None = None,
+    ) -> None:
         self.app = app
         self.telemetry = telemetry
         self.max_body_bytes = max_body_bytes
+        self.trusted_hosts = trusted_hosts or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -83,6 +90,10 @@ class RequestContextMiddleware:
 
         try:
             try:
+                if self.trusted_hosts and not host_allowed(scope, self.trusted_hosts):
+                    record.error_code = "invalid_host"
+                    await _error(send_with_id, 400, "invalid_host", "this host is not served here", request_id)
+                    return
                 body = await _read_body(receive, self.max_body_bytes) if scope["method"] in _BODY_METHODS else None
                 if body is _TOO_LARGE:
                     record.error_code = "payload_too_large"
@@ -107,6 +118,15 @@ class RequestContextMiddleware:
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def host_allowed(scope: Scope, trusted: list[str]) -> bool:
+    """Whether the Host header is one of ``trusted`` (``*.example.com`` matches its subdomains)."""
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # drop a port, keep IPv6 literals whole
+    return any(host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])) for pattern in trusted)
+
+
 _TOO_LARGE = object()
 
 

@@ -202,14 +202,17 @@ def answer_query(
             422, "validation_error", f"text: at most {runtime.settings.max_query_chars} characters are accepted"
         )
     name = query_pipeline_name(runtime)
-    served = get_pipeline(runtime, name)
+    served = runtime.pipelines.get(name)
+    if served is None:
+        raise ApiError(404, "not_found", f"no pipeline named {name!r}; GET /pipelines lists them")
     values = {
         "query": request.text,
         "top_k": request.top_k or runtime.settings.default_top_k,
         "filters": request.filters,
     }
     values = {k: v for k, v in values.items() if k in served.inputs}
-    access = admit(runtime, event, served, values)
+    access = admit(runtime, event, served, values)  # the caller's rights first, then the pipeline's state
+    served = get_pipeline(runtime, name)
     result = run_cached(runtime, served, values, tenant=access.tenant, control=control)
     replies = result.outputs.get("replies") or []
     body = {

@@ -32,6 +32,7 @@ class RequestRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     error_code: str | None = None
+    rate_limit: str | None = None  # the limiter's decision source: redis, fail_open, fail_closed
 
     def add_generator_call(self, elapsed_ms: float, usage: dict[str, int | None]) -> None:
         """Count one chat generator call and the tokens its backend reported (when it did)."""

@@ -68,6 +68,9 @@ class ServiceMetrics:
             add(name=names.CACHE_MISSES, unit=MetricUnit.Count, value=int(record.cache == MISS))
         if record.cache is not None:
             add(name=names.CACHE_ERRORS, unit=MetricUnit.Count, value=record.cache_errors)
+        if record.rate_limit is not None:
+            add(name=names.RATE_LIMITED, unit=MetricUnit.Count, value=int(status == 429))
+            add(name=names.RATE_LIMIT_FAIL_OPEN, unit=MetricUnit.Count, value=int(record.rate_limit == "fail_open"))
         self.metrics.add_metadata(key="request_id", value=record.request_id)
 
     def record_pipeline(self, record: RequestRecord) -> None:

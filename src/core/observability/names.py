@@ -54,3 +54,7 @@ SNAPSHOT_COMMIT_LATENCY: Final = "SnapshotCommitLatency"
 # Query-side snapshot refresh (core.refresh): its own document when it happens, dimensions REQUEST_DIMENSIONS.
 SNAPSHOT_REFRESHES: Final = "SnapshotRefreshes"
 SNAPSHOT_REFRESH_FAILURES: Final = "SnapshotRefreshFailures"
+
+# Rate limiting (request document, REQUEST_DIMENSIONS), on requests that consulted the limiter.
+RATE_LIMITED: Final = "RateLimited"  # answered 429 by the bucket (or fail-closed)
+RATE_LIMIT_FAIL_OPEN: Final = "RateLimitFailOpen"  # let through because Redis could not be asked

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ApiError
+from core.observability.context import current_request
 from core.security.filters import FilterLimits, FilterPolicyError
 from core.security.tenants import DEV_TENANT, TenantError, TenantRecord, TenantRegistry
 from core.settings import Settings
@@ -115,6 +116,9 @@ def authorize(security: Security, event: dict | None, pipeline: str, *, scopable
         record.require_pipeline(pipeline)
     except TenantError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
+    observed = current_request()
+    if observed is not None:
+        observed.tenant = record.tenant_id  # the audit line names the tenant of refused requests too
     if not scopable:
         raise ApiError(
             403,
@@ -127,6 +131,8 @@ def authorize(security: Security, event: dict | None, pipeline: str, *, scopable
 
         rate = record.limit_for(pipeline)
         decision = security.limiter.check(record.tenant_id, pipeline, Limit(rate.rate_per_s, rate.burst))
+        if observed is not None:
+            observed.rate_limit = decision.source
         headers = decision.headers()
         if not decision.allowed:
             raise ApiError(429, "rate_limited", f"rate limit of pipeline {pipeline!r} reached; retry later", headers)
