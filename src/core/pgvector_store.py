@@ -60,6 +60,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from core.ingestion.target import META_BUCKET, META_KEY, META_TENANT, SourceRef
+from core.observability import redaction
 from core.settings import Settings
 from core.store import LoadedStore, StoreError, StoreUnavailableError
 
@@ -116,6 +117,7 @@ def read_connection_secret(reference: str, fresh: bool = False) -> dict[str, Any
         data = None
     if not isinstance(data, dict) or not data.get("username") or not data.get("password"):
         raise StoreError(f"PG_CONN_SECRET {reference}: expected JSON with username and password (RDS secret format)")
+    redaction.register(str(data["password"]))
     return data
 
 

@@ -24,6 +24,7 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from core.observability import redaction
 from core.settings import Settings
 
 LOCK_PREFIX = "lock:"
@@ -54,7 +55,9 @@ def read_auth_secret(reference: str, max_age_s: int = 300) -> tuple[str | None, 
     except json.JSONDecodeError:
         return None, text
     if isinstance(data, dict) and "password" in data:
+        redaction.register(str(data["password"]))
         return data.get("username"), data["password"]
+    redaction.register(text)
     return None, text
 
 

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from aws_lambda_powertools import Logger
 
+from core.observability import redaction
 from core.settings import Settings
 
 # Haystack logs every component run and Mangum every request at INFO: kept for DEBUG (or a sampled request).
@@ -53,6 +54,8 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> Logg
     # The Powertools logger writes through its own handler; everyone else reaches it through root.
     logger._logger.propagate = False  # noqa: SLF001 - Powertools exposes no setter
     logging.logAsyncioTasks = False  # no "taskName": every request runs in Mangum's one task
+    redaction.register_settings(settings)
+    redaction.install(logger.logger_handler)
     root = logging.getLogger()
     root.handlers = [logger.logger_handler]
     root.setLevel(settings.log_level)
