@@ -246,7 +246,8 @@ def test_risky_settings_are_reported_with_their_severity(make_settings, override
 @pytest.mark.parametrize(
     ("overrides", "environ"),
     [
-        ({"redis_url": SERVERLESS, "redis_cluster": True}, LAMBDA),  # TLS and cluster mode: right for Serverless
+        # TLS and cluster mode: right for Serverless; tenants from a registry, rate limits in that Redis
+        ({"redis_url": SERVERLESS, "redis_cluster": True, "tenant_registry": "ssm:/hs/tenants"}, LAMBDA),
         ({"redis_url": "redis://127.0.0.1:6379"}, QUIET),  # plain text on a developer's machine: fine
         ({"haystack_content_tracing_enabled": True}, QUIET),  # no backend: the switch has no effect
         (
@@ -265,6 +266,18 @@ def test_safe_variants_of_those_settings_have_no_finding(make_settings, override
     names = [r.name for r in run_one("configuration", Context(make_settings(**overrides), environ=environ))]
     expected = ["configuration"] + (["configuration.tracing_backend"] if "AWS_LAMBDA_FUNCTION_NAME" in environ else [])
     assert names == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "finding", "severity"),
+    [
+        ({}, "configuration.tenant_registry", "critical"),  # one tenant for every caller on Lambda
+        ({"tenant_registry": "ssm:/hs/tenants"}, "configuration.rate_limit", "warning"),  # no Redis: no limits
+    ],
+)
+def test_tenancy_on_lambda_is_checked(make_settings, overrides, finding, severity):
+    results = by_name(run_one("configuration", Context(make_settings(**overrides), environ=LAMBDA)))
+    assert results[finding].severity == severity
 
 
 def test_the_summary_never_shows_a_redis_password(make_settings):

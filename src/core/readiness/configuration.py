@@ -259,7 +259,37 @@ def _haystack_telemetry(_s: Settings, context: Context) -> CheckResult | None:
     )
 
 
+def _single_tenant_on_lambda(s: Settings, context: Context) -> CheckResult | None:
+    """✗ no ``TENANT_REGISTRY`` on Lambda: every caller would be the one ``default`` tenant, with its data.
+
+    Without a registry the API cannot tell callers apart, so tenant isolation does not exist: critical.
+    """
+    if s.tenant_registry or not context.on_lambda:
+        return None
+    return failure(
+        "configuration.tenant_registry",
+        "TENANT_REGISTRY unset on Lambda: every caller is the single tenant `default` and sees its documents",
+        "TENANT_REGISTRY=ssm:/<stack>/tenants (the template's TenantRegistryPrefix) with one record per API key",
+    )
+
+
+def _rate_limit_without_redis(s: Settings, context: Context) -> CheckResult | None:
+    """⚠ tenants without ``REDIS_URL``: no shared token bucket, so no per-tenant rate limit in the function.
+
+    API Gateway's usage plans still throttle per API key: a warning, not a failure.
+    """
+    if not s.tenant_registry or s.redis_url or not context.on_lambda:
+        return None
+    return warning(
+        "configuration.rate_limit",
+        "tenants without REDIS_URL: per-tenant rate limits are not enforced (only API Gateway usage plans)",
+        "enable the cache (EnableCache=true): the rate limiter shares its Redis",
+    )
+
+
 RISKS: tuple[Callable[[Settings, Context], CheckResult | None], ...] = (
+    _single_tenant_on_lambda,
+    _rate_limit_without_redis,
     _log_level,
     _sample_rate,
     _log_query_text,
