@@ -34,10 +34,12 @@ from core.deploy.smoke import (
     EXPECTATIONS_FILE,
     Deadline,
     SmokeConfigError,
+    as_sent_by_api_gateway,
     call_within,
     default_smoke_dir,
     load_cases,
     run_cases,
+    with_identity,
 )
 from core.settings import Settings
 from scripts.invoke import LambdaContext
@@ -50,6 +52,12 @@ NEW_VERSION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION}:7"
 HOOK_EVENT = {"DeploymentId": "d-EXAMPLE111", "LifecycleEventHookExecutionId": "eyJleGFtcGxlIjoiaG9vayJ9"}
 ALARMS = ("stack-new-version-5xx-rate", "stack-new-version-p99-latency", "stack-new-version-lambda-errors")
 HANDLER_ENV = [name.upper() for name in Settings.model_fields] + ["API_BASE_PATH"]
+# What the template gives the PreTraffic hook (SMOKE_API_KEY_ID, SMOKE_HOST) and the smoke tenant's record.
+STACK = "haystack-serverless-test"
+SMOKE_KEY_ID = f"codedeploy-smoke-{STACK}"
+API_HOST = f"a1b2c3d4e5.execute-api.{REGION}.amazonaws.com"
+TENANTS = f"/{STACK}/tenants"
+SMOKE_RECORD = {"tenant_id": "default", "allowed_pipelines": "*", "rate_limit": {"rate_per_s": 5, "burst": 10}}
 
 # Mangum 0.22 calls asyncio.get_event_loop() with no loop set (deprecated since Python 3.12; it still makes one).
 pytestmark = pytest.mark.filterwarnings("ignore:There is no current event loop:DeprecationWarning")
@@ -108,6 +116,7 @@ class InProcessInvoker:
     def __init__(self, api):
         self.api = api
         self.paths: list[str] = []
+        self.events: list[dict] = []
 
     def answer(self, event: dict) -> dict:
         # Lambda runs the handler on its process's main thread; here it runs on the hook's invoke thread,
@@ -123,6 +132,7 @@ class InProcessInvoker:
     def __call__(self, event: dict, timeout_s: float) -> dict:
         assert timeout_s > 0
         self.paths.append(f"{event['httpMethod']} {event['path']}")
+        self.events.append(event)
         try:
             return lambda_response(self.answer(event))
         except Exception as exc:  # noqa: BLE001 - what Lambda does with an exception escaping the handler
@@ -132,6 +142,36 @@ class InProcessInvoker:
 @pytest.fixture
 def invoker(api) -> InProcessInvoker:
     return InProcessInvoker(api)
+
+
+@pytest.fixture
+def tenant_api(small_snapshot):
+    """`handlers.api` as the template configures it: tenants from SSM (moto) holding the smoke tenant's record.
+
+    Per test: moto's state must not outlive it (the PostTraffic tests start their own).
+    """
+    with mock_aws(), pytest.MonkeyPatch.context() as mp:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }.items():
+            mp.setenv(name, value)
+        for name in HANDLER_ENV:
+            mp.delenv(name, raising=False)
+        boto3.client("ssm", region_name=REGION).put_parameter(
+            Name=f"{TENANTS}/api-key/{SMOKE_KEY_ID}", Type="String", Value=json.dumps(SMOKE_RECORD)
+        )
+        mp.setenv("STORE_SNAPSHOT_URI", str(small_snapshot))
+        mp.setenv("GENERATOR", "none")
+        mp.setenv("TENANT_REGISTRY", f"ssm:{TENANTS}")
+        mp.setenv("TRUSTED_HOSTS", API_HOST)
+        _forget_api_module()
+        try:
+            yield importlib.import_module("handlers.api")
+        finally:
+            _forget_api_module()
 
 
 # --- CodeDeploy: the one call moto lacks, stubbed -------------------------------------------------------
@@ -234,6 +274,33 @@ def test_no_other_json_beside_the_events():
         assert "httpMethod" in json.loads(path.read_text()), path
 
 
+def test_smoke_events_are_sent_as_api_gateway_would_from_the_smoke_key_to_the_api_host():
+    for case in load_cases(SMOKE):
+        sent = as_sent_by_api_gateway(case.event, SMOKE_KEY_ID, API_HOST)
+        identity = sent["requestContext"]["identity"]
+        assert identity == {**case.event["requestContext"]["identity"], "apiKeyId": SMOKE_KEY_ID}
+        assert sent["headers"] == {**case.event["headers"], "Host": API_HOST}
+        assert sent["multiValueHeaders"] == {**case.event["multiValueHeaders"], "Host": [API_HOST]}
+        # Nothing else changes, and the event on disk is not touched.
+        assert {k: v for k, v in sent.items() if k not in ("requestContext", "headers", "multiValueHeaders")} == {
+            k: v for k, v in case.event.items() if k not in ("requestContext", "headers", "multiValueHeaders")
+        }
+        assert "apiKeyId" not in case.event["requestContext"]["identity"]
+        assert as_sent_by_api_gateway(case.event) == case.event
+
+
+def test_the_host_replaces_a_host_header_of_any_case():
+    event = {
+        "headers": {"host": "old.example.com", "Accept": "*/*"},
+        "multiValueHeaders": {"HOST": ["old.example.com"]},
+    }
+    sent = as_sent_by_api_gateway(event, host=API_HOST)
+    assert sent["headers"] == {"Accept": "*/*", "Host": API_HOST}
+    assert sent["multiValueHeaders"] == {"Host": [API_HOST]}
+    # An event without a requestContext gets one with just the identity.
+    assert as_sent_by_api_gateway({}, SMOKE_KEY_ID) == {"requestContext": {"identity": {"apiKeyId": SMOKE_KEY_ID}}}
+
+
 def test_every_smoke_event_passes_against_the_real_api(invoker):
     results = run_cases(load_cases(SMOKE), invoker, Deadline.after(120), invoke_timeout_s=60)
     assert [r.case for r in results if not r.ok] == [], [r.detail for r in results if not r.ok]
@@ -250,6 +317,42 @@ def test_pre_traffic_succeeds_when_every_smoke_event_passes(invoker, verdicts):
     assert outcome["status"] == "Succeeded"
     assert invoker.paths == [f"{c.event['httpMethod']} {c.event['path']}" for c in load_cases(SMOKE)]
     assert all(r["ok"] for r in outcome["results"])
+
+
+def test_pre_traffic_sends_every_event_with_the_smoke_key_id_and_the_api_host(invoker, verdicts):
+    seen = []
+
+    def invoke(event: dict, timeout_s: float) -> dict:
+        seen.append(event)
+        return invoker(event, timeout_s)
+
+    verdicts.expect("Succeeded")
+    outcome = pre(verdicts, invoke, config=config(smoke_api_key_id=SMOKE_KEY_ID, smoke_host=API_HOST))
+    verdicts.assert_delivered()
+    assert outcome["status"] == "Succeeded"
+    assert len(seen) == len(load_cases(SMOKE))
+    assert {e["requestContext"]["identity"]["apiKeyId"] for e in seen} == {SMOKE_KEY_ID}
+    assert {e["headers"]["Host"] for e in seen} == {API_HOST}
+
+
+def test_pre_traffic_passes_with_tenancy_on_only_through_the_smoke_tenant(tenant_api, verdicts):
+    # The API as deployed: every pipeline request needs a tenant, resolved from the API key id through SSM.
+    invoker = InProcessInvoker(tenant_api)
+    verdicts.expect("Succeeded")
+    cfg = config(smoke_api_key_id=SMOKE_KEY_ID, smoke_host=API_HOST)
+    outcome = pre(verdicts, invoker, config=cfg)
+    verdicts.assert_delivered()
+    assert outcome["status"] == "Succeeded", [r for r in outcome["results"] if not r["ok"]]
+    # Without the injected key id the same events reach the app with no identity: the pipelines refuse them.
+    results = run_cases(with_identity(load_cases(SMOKE), host=API_HOST), invoker, Deadline.after(120), 60)
+    refused = {r.case: r.status for r in results if not r.ok}
+    assert refused == {"query.json": 401, "search-run.json": 401}, [r.detail for r in results if not r.ok]
+    # Without the API's host every event is refused by the host check (TRUSTED_HOSTS), before any route.
+    results = run_cases(with_identity(load_cases(SMOKE), SMOKE_KEY_ID), invoker, Deadline.after(120), 60)
+    assert {r.status for r in results} == {400} and not any(r.ok for r in results), [r.detail for r in results]
+    # An id with no record is a stranger (403), not the smoke tenant.
+    results = run_cases(with_identity(load_cases(SMOKE), "a1b2c3d4e5", API_HOST), invoker, Deadline.after(120), 60)
+    assert {r.case: r.status for r in results if not r.ok} == {"query.json": 403, "search-run.json": 403}
 
 
 def _answer_with(invoker: InProcessInvoker, case: str, change) -> InProcessInvoker:
@@ -421,13 +524,23 @@ def test_the_new_version_must_be_a_version_arn(arn):
 
 def test_config_from_the_environment_the_template_sets():
     cfg = hooks.HookConfig.from_env(
-        {"NEW_VERSION_ARN": NEW_VERSION_ARN, "ALIAS_NAME": "published", "ALARM_NAMES": ",".join(ALARMS)}
+        {
+            "NEW_VERSION_ARN": NEW_VERSION_ARN,
+            "ALIAS_NAME": "published",
+            "ALARM_NAMES": ",".join(ALARMS),
+            "SMOKE_API_KEY_ID": SMOKE_KEY_ID,
+            "SMOKE_HOST": API_HOST,
+        }
     )
     assert (cfg.function_arn, cfg.version) == (NEW_VERSION_ARN.rsplit(":", 1)[0], "7")
     assert cfg.alias_name == "published"
     assert cfg.alarm_names == ALARMS
     assert cfg.smoke_dir == SMOKE
     assert cfg.invoke_timeout_s == hooks.DEFAULT_INVOKE_TIMEOUT_S
+    assert (cfg.smoke_api_key_id, cfg.smoke_host) == (SMOKE_KEY_ID, API_HOST)
+    # Without them (a stack before tenancy, or a local run) the events go as they are on disk.
+    bare = hooks.HookConfig.from_env({"NEW_VERSION_ARN": NEW_VERSION_ARN})
+    assert (bare.smoke_api_key_id, bare.smoke_host) == (None, None)
 
 
 # --- the Lambda entry points, wired from the environment ------------------------------------------------
@@ -443,6 +556,8 @@ def test_handler_pre_traffic_invokes_the_version_named_in_its_environment(monkey
         return invoker
 
     monkeypatch.setenv("NEW_VERSION_ARN", NEW_VERSION_ARN)
+    monkeypatch.setenv("SMOKE_API_KEY_ID", SMOKE_KEY_ID)
+    monkeypatch.setenv("SMOKE_HOST", API_HOST)
     monkeypatch.setattr(hooks, "codedeploy_client", lambda: verdicts.client)
     monkeypatch.setattr(hooks, "lambda_invoker", make_invoker)
     verdicts.expect("Succeeded")
@@ -450,6 +565,9 @@ def test_handler_pre_traffic_invokes_the_version_named_in_its_environment(monkey
     verdicts.assert_delivered()
     assert outcome["status"] == "Succeeded"
     assert invoked == [(NEW_VERSION_ARN, hooks.DEFAULT_INVOKE_TIMEOUT_S)]
+    assert {(e["requestContext"]["identity"]["apiKeyId"], e["headers"]["Host"]) for e in invoker.events} == {
+        (SMOKE_KEY_ID, API_HOST)
+    }
 
 
 def test_lambda_invoker_calls_the_version_synchronously_once():

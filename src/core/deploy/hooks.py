@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from core.deploy.smoke import Deadline, Invoke, default_smoke_dir, load_cases, run_cases
+from core.deploy.smoke import Deadline, Invoke, default_smoke_dir, load_cases, run_cases, with_identity
 
 logger = Logger(child=True)
 
@@ -42,7 +42,18 @@ ALIAS_NAME = "ALIAS_NAME"
 ALARM_NAMES = "ALARM_NAMES"
 SMOKE_EVENTS_DIR = "SMOKE_EVENTS_DIR"
 SMOKE_INVOKE_TIMEOUT_S = "SMOKE_INVOKE_TIMEOUT_S"
-ENVIRONMENT = (NEW_VERSION_ARN, ALIAS_NAME, ALARM_NAMES, SMOKE_EVENTS_DIR, SMOKE_INVOKE_TIMEOUT_S)
+# What API Gateway would have added to each smoke event: the API key id and the host (core.deploy.smoke).
+SMOKE_API_KEY_ID = "SMOKE_API_KEY_ID"
+SMOKE_HOST = "SMOKE_HOST"
+ENVIRONMENT = (
+    NEW_VERSION_ARN,
+    ALIAS_NAME,
+    ALARM_NAMES,
+    SMOKE_EVENTS_DIR,
+    SMOKE_INVOKE_TIMEOUT_S,
+    SMOKE_API_KEY_ID,
+    SMOKE_HOST,
+)
 
 # Longest a smoke invocation may take: the API function's 29 s timeout plus a cold init (a SnapStart
 # restore, or a full init of ~10 s). botocore's read timeout is set to it, with no retry.
@@ -67,6 +78,8 @@ class HookConfig:
     alarm_names: tuple[str, ...] = ()
     smoke_dir: Path = field(default_factory=default_smoke_dir)
     invoke_timeout_s: float = DEFAULT_INVOKE_TIMEOUT_S
+    smoke_api_key_id: str | None = None
+    smoke_host: str | None = None
 
     def __post_init__(self) -> None:
         parts = self.new_version_arn.split(":")
@@ -88,6 +101,8 @@ class HookConfig:
             alarm_names=tuple(n.strip() for n in env.get(ALARM_NAMES, "").split(",") if n.strip()),
             smoke_dir=Path(smoke_dir) if smoke_dir else default_smoke_dir(),
             invoke_timeout_s=float(env.get(SMOKE_INVOKE_TIMEOUT_S) or DEFAULT_INVOKE_TIMEOUT_S),
+            smoke_api_key_id=env.get(SMOKE_API_KEY_ID) or None,
+            smoke_host=env.get(SMOKE_HOST) or None,
         )
 
     @property
@@ -177,7 +192,7 @@ def pre_traffic(
     try:
         deadline = Deadline.from_context(context, margin_s)
         config = config or HookConfig.from_env()
-        cases = load_cases(config.smoke_dir)
+        cases = with_identity(load_cases(config.smoke_dir), config.smoke_api_key_id, config.smoke_host)
         invoke = invoke or lambda_invoker(config.new_version_arn, config.invoke_timeout_s)
         logger.info("smoke tests", extra={"version": config.new_version_arn, "cases": len(cases)})
         results = [r.as_dict() for r in run_cases(cases, invoke, deadline, config.invoke_timeout_s)]

@@ -15,7 +15,9 @@ string must not be empty. Every event file needs an expectation and every expect
 JSON: every ``*.json`` under ``events/`` is an API Gateway event (the package trace serves them all).
 
 The PreTraffic hook runs the cases against the new version (``core.deploy.hooks``); anything else that
-can invoke a version (the progressive controller's pre-check) can run the same ones.
+can invoke a version (the progressive controller's pre-check) can run the same ones. It invokes the version
+directly, so it first gives each event what API Gateway would have added (``as_sent_by_api_gateway``): the
+id of the API key the request came with (the stack's smoke tenant) and the API's own host.
 
 Example:
     >>> cases = load_cases(default_smoke_dir())
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import threading
 import time
@@ -174,6 +177,39 @@ def load_cases(folder: Path) -> list[SmokeCase]:
             raise SmokeConfigError(f"{folder / name}: an API Gateway event is a JSON object")
         cases.append(SmokeCase(name, event, _expectation(name, raw)))
     return cases
+
+
+def as_sent_by_api_gateway(event: Mapping[str, Any], api_key_id: str | None = None, host: str | None = None) -> dict:
+    """A copy of a smoke event with the identity and host API Gateway gives a request it forwards.
+
+    ``api_key_id`` goes to ``requestContext.identity.apiKeyId``, where the function reads the caller's API
+    key id (``core.security.tenants``); ``host`` replaces the ``Host`` header (``headers`` and
+    ``multiValueHeaders``), which the function checks against ``TRUSTED_HOSTS``. ``None`` leaves either as
+    it is; everything else in the event is kept.
+
+    The synthetic key id (``codedeploy-smoke-<stack>``, whose tenant record the template creates) cannot be
+    forged from outside: API Gateway sets ``identity.apiKeyId`` itself, to the id of the key it verified
+    (ids are API Gateway's, never a caller's choice), whatever the request carries; and an event reaches a
+    version without API Gateway only through ``lambda:InvokeFunction`` on it, which only the hook's role has.
+    """
+    sent = copy.deepcopy(dict(event))
+    if api_key_id is not None:
+        context = sent.setdefault("requestContext", {})
+        identity = context.get("identity")
+        context["identity"] = {**(identity if isinstance(identity, dict) else {}), "apiKeyId": api_key_id}
+    if host is not None:
+        for name, value in (("headers", host), ("multiValueHeaders", [host])):
+            headers = sent.get(name)
+            if isinstance(headers, dict):
+                for key in [k for k in headers if k.lower() == "host"]:
+                    del headers[key]
+                headers["Host"] = value
+    return sent
+
+
+def with_identity(cases: list[SmokeCase], api_key_id: str | None = None, host: str | None = None) -> list[SmokeCase]:
+    """``cases`` with each event passed through ``as_sent_by_api_gateway``."""
+    return [SmokeCase(case.name, as_sent_by_api_gateway(case.event, api_key_id, host), case.expect) for case in cases]
 
 
 _MISSING = object()
