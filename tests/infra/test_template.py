@@ -307,10 +307,14 @@ def test_rest_api_proxies_every_path_to_the_function(template):
     paths = api["Properties"]["DefinitionBody"]["paths"]
     assert set(paths) == {"/", "/{proxy+}"}
     for path in paths.values():
-        assert set(path) - {"parameters"} == {"x-amazon-apigateway-any-method"}
-        integration = path["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
-        assert (integration["type"], integration["httpMethod"]) == ("aws_proxy", "POST")
-        assert integration["uri"]["Fn::Sub"].endswith("/functions/${ApiFunction.Arn}:live/invocations")
+        # OPTIONS exists only with CORS (the browser's preflight, without an API key: test_security_template.py).
+        assert set(path) - {"parameters"} == {"x-amazon-apigateway-any-method", "options"}
+        condition, preflight, otherwise = path["options"]["Fn::If"]
+        assert (condition, otherwise) == ("HasCorsOrigins", {"Ref": "AWS::NoValue"})
+        for method in (path["x-amazon-apigateway-any-method"], preflight):
+            integration = method["x-amazon-apigateway-integration"]
+            assert (integration["type"], integration["httpMethod"]) == ("aws_proxy", "POST")
+            assert integration["uri"]["Fn::Sub"].endswith("/functions/${ApiFunction.Arn}:live/invocations")
 
 
 def test_outputs(template):
