@@ -248,3 +248,9 @@ def test_wildcards_are_refused_on_lambda(make_settings, monkeypatch):
     for name in ("cors_allow_origins", "trusted_hosts"):
         with pytest.raises(SettingsError, match="refused on Lambda"):
             make_settings(**{name: "*"})
+
+
+def test_sam_local_serves_the_single_local_tenant(serve, monkeypatch):
+    monkeypatch.setenv("AWS_SAM_LOCAL", "true")  # what `sam local start-api` sets; it sends no API key id
+    response = serve()("POST", "/query", {"text": "JSON export"}, key=None)
+    assert response["statusCode"] == 200

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,9 @@ class Security:
 def build_security(settings: Settings, redis_client: Any = None, breaker: Any = None) -> Security:
     """The registry of ``TENANT_REGISTRY`` and a limiter on the cache's Redis client (if there is one)."""
     registry = None
-    if settings.tenant_registry:
+    # `sam local start-api` sends no API key id (it skips API Gateway's key check): like `make run`, it
+    # serves the single local tenant. AWS_SAM_LOCAL is set by the SAM CLI only, never in AWS.
+    if settings.tenant_registry and os.environ.get("AWS_SAM_LOCAL") != "true":
         registry = TenantRegistry.from_reference(
             settings.tenant_registry,
             cache_ttl_s=settings.tenant_cache_ttl_s,
