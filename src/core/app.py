@@ -37,8 +37,12 @@ logger = logging.getLogger("core.app")
 
 ERRORS = {
     400: {"model": ErrorBody, "description": "Malformed request (e.g. invalid JSON)."},
+    401: {"model": ErrorBody, "description": "No identity (a multi-tenant deployment needs one)."},
+    403: {"model": ErrorBody, "description": "Unknown tenant, or a pipeline the tenant may not run."},
     404: {"model": ErrorBody, "description": "Unknown pipeline."},
+    413: {"model": ErrorBody, "description": "Body larger than MAX_BODY_BYTES."},
     422: {"model": ErrorBody, "description": "Request does not match the schema."},
+    429: {"model": ErrorBody, "description": "The tenant's rate limit for this pipeline (see Retry-After)."},
     500: {"model": ErrorBody, "description": "Internal error."},
     502: {"model": ErrorBody, "description": "The chat generator failed."},
     503: {"model": ErrorBody, "description": "The pipeline cannot run here (e.g. no generator configured)."},

@@ -13,7 +13,8 @@ MAX_FILTER_DEPTH = 5
 class Strict(BaseModel):
     """Base for request models: unknown fields are rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: `true`, "5" or 5.0 are not a `top_k` of 1 or 5 (lax mode would coerce them)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DocumentOut(BaseModel):
