@@ -73,6 +73,8 @@ bench: $(VENV)/.installed $(SNAPSHOT) ## Run every benchmark (builds dist/ for x
 	$(BENCH) bench/handler.py
 	$(BENCH) bench/cache.py
 	$(BENCH) bench/observability.py
+	$(BENCH) bench/ingestion.py
+	$(BENCH) bench/store_pgvector.py
 	$(MAKE) --no-print-directory package ARCH=x86_64
 	$(BENCH) bench/cold_init.py
 	$(BENCH) bench/quality.py
