@@ -818,9 +818,21 @@ def test_pgvector_creates_the_database_and_wires_both_functions_to_it(deployed, 
 
     def named(resources: dict) -> set[str]:
         # Not the API deployment: its name is a new hash on every translation (RestApi's AlwaysDeploy).
-        return {n for n, r in resources.items() if r["Type"] != "AWS::ApiGateway::Deployment"}
+        # Nor layer versions: SAM names them after a hash of their content.
+        return {
+            n
+            for n, r in resources.items()
+            if r["Type"] not in {"AWS::ApiGateway::Deployment", "AWS::Lambda::LayerVersion"}
+        }
 
     assert named(resources) - named(deployed["defaults"]) == DATABASE_RESOURCES | {"FunctionSecurityGroup"}
+    layers = {n for n, r in resources.items() if r["Type"] == "AWS::Lambda::LayerVersion"}
+    assert any(n.startswith("PgvectorLayer") for n in layers)  # psycopg & co. come only with this store
+    assert not any(
+        n.startswith("PgvectorLayer")
+        for n, r in deployed["defaults"].items()
+        if r["Type"] == "AWS::Lambda::LayerVersion"
+    )
     for function in FUNCTIONS:
         properties = resources[function]["Properties"]
         environment = properties["Environment"]["Variables"]

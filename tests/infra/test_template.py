@@ -27,6 +27,8 @@ SAMCONFIG = ROOT / "samconfig.toml"
 SRC_MAKEFILE = ROOT / "src" / "Makefile"
 # The dependency layers, in ApiFunction's order: logical ID → (ContentUri, scripts/package.py --part).
 LAYERS = {"DependencyLayer": ("layers/deps", "app"), "NumericLayer": ("layers/numeric", "numeric")}
+# Attached only with DocumentStore=pgvector (its Condition, the functions' !If): ID → (folder, part, condition).
+CONDITIONAL_LAYERS = {"PgvectorLayer": ("layers/pgvector", "pgvector", "UsePgvector")}
 ENVIRONMENTS = ("default", "staging", "prod")
 # Set in the template for the runtime, not read by core.settings (the ADOT layer's wrapper for Lambda).
 NON_SETTINGS_ENV = {"HAYSTACK_TELEMETRY_ENABLED", "HOME", "AWS_LAMBDA_EXEC_WRAPPER"}
@@ -276,18 +278,25 @@ def test_architecture_parameter_drives_function_and_layer(template):
 def test_api_function_uses_both_dependency_layers(template):
     # The pinned dependencies in two layers (each zip under 50 MB), built by the same script from the
     # same requirements file: each layer's Makefile names its part.
-    assert set(_of_type(template, "AWS::Serverless::LayerVersion")) == set(LAYERS)
-    for name, (folder, part) in LAYERS.items():
+    assert set(_of_type(template, "AWS::Serverless::LayerVersion")) == set(LAYERS) | set(CONDITIONAL_LAYERS)
+    parts = {name: (folder, part) for name, (folder, part, *_) in {**LAYERS, **CONDITIONAL_LAYERS}.items()}
+    for name, (folder, part) in parts.items():
         layer = template["Resources"][name]
         assert Path(layer["Properties"]["ContentUri"]) == Path(folder), name
         assert f"--only layer --part {part} " in (ROOT / folder / "Makefile").read_text(), name
+    for name, (_, _, condition) in CONDITIONAL_LAYERS.items():
+        assert template["Resources"][name]["Condition"] == condition
     assert (ROOT / "layers" / "deps" / "requirements.txt").is_file()
-    layers = template["Resources"]["ApiFunction"]["Properties"]["Layers"]
-    assert layers[: len(LAYERS)] == [{"Ref": name} for name in LAYERS]
-    # Then only the ADOT layer, with TracingBackend=otel (tests/infra/test_observability_template.py).
-    assert layers[len(LAYERS) :] == [{"Fn::If": ["UseOtel", {"Ref": "AdotLayerArn"}, {"Ref": "AWS::NoValue"}]}]
-    # Lambda allows 5 layers per function.
-    assert len(layers) <= 5
+    for function in ("ApiFunction", "IndexerFunction"):
+        layers = template["Resources"][function]["Properties"]["Layers"]
+        assert layers[: len(LAYERS)] == [{"Ref": name} for name in LAYERS]
+        # Then the pgvector layer when that store is on, and last the ADOT layer (later files win in /opt).
+        assert layers[len(LAYERS) :] == [
+            {"Fn::If": [cond, {"Ref": name}, {"Ref": "AWS::NoValue"}]}
+            for name, (_, _, cond) in CONDITIONAL_LAYERS.items()
+        ] + [{"Fn::If": ["UseOtel", {"Ref": "AdotLayerArn"}, {"Ref": "AWS::NoValue"}]}]
+        # Lambda allows 5 layers per function.
+        assert len(layers) <= 5
 
 
 def test_api_function_is_built_by_the_makefile(template):
