@@ -63,7 +63,13 @@ def load_store(settings: Settings) -> LoadedStore:
         StoreError: ``pgvector``: the database cannot be reached or its table does not fit the settings.
     """
     if settings.document_store == "pgvector":
-        from core.pgvector_store import open_pgvector_store  # noqa: PLC0415 - psycopg only when configured
+        try:
+            from core.pgvector_store import open_pgvector_store  # noqa: PLC0415 - psycopg only when configured
+        except ImportError as exc:
+            raise StoreError(
+                f"DOCUMENT_STORE=pgvector needs its layer ({exc.name} is not importable): deploy with "
+                "DocumentStore=pgvector, which attaches PgvectorLayer"
+            ) from None
 
         return open_pgvector_store(settings)
     return memory_store_from_snapshot(settings.store_snapshot_uri)

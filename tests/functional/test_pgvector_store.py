@@ -593,3 +593,15 @@ def test_a_rejected_connection_string_is_never_echoed(clean_env, monkeypatch):
     monkeypatch.setenv("PG_CONN_STR", "postgresql://app:s3cret-pw@db.example.com/haystack")
     settings = load_settings(document_store="pgvector")
     assert "s3cret-pw" not in repr(settings)
+
+
+def test_without_its_layer_pgvector_stops_init_with_one_line(make_settings, monkeypatch):
+    import sys
+
+    from core.store import StoreError, load_store
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as in the default deployment: no PgvectorLayer
+    monkeypatch.delitem(sys.modules, "core.pgvector_store", raising=False)
+    settings = make_settings(document_store="pgvector", pg_conn_str="host=127.0.0.1 port=1 dbname=x")
+    with pytest.raises(StoreError, match="PgvectorLayer"):
+        load_store(settings)
