@@ -9,7 +9,6 @@ The hooks' build target (src/Makefile) is run too, and its artifact imported the
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tomllib
@@ -21,6 +20,7 @@ from cfnlint.decode import decode
 from core.deploy.hooks import DEFAULT_INVOKE_TIMEOUT_S, REPORT_MARGIN_S
 from core.deploy.smoke import load_cases
 from scripts.package import AWS_SERVICES
+from tests.infra.sam import samconfig_overrides, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -49,37 +49,10 @@ LIVE_INTEGRATION = (
     "${ApiFunction.Arn}:live/invocations"
 )
 
-TRANSLATE = """
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-
-class Policies:
-    def load(self):
-        return {}
-
-text = open(sys.argv[1]).read()
-outputs = []
-for parameters in json.loads(sys.argv[2]):
-    template = yaml_parse(text)
-    for name, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str):
-                properties[key] = f"s3://bucket/{name}.zip"  # what sam package uploads
-    outputs.append(transform(template, parameters, Policies()))
-print(json.dumps(outputs))
-"""
-
-
-def _overrides(env: str) -> dict[str, str]:
-    text = tomllib.loads(SAMCONFIG.read_text())[env]["global"]["parameters"]["parameter_overrides"]
-    return dict(token.split("=", 1) for token in shlex.split(text))
-
 
 PARAMETER_SETS = {
     "defaults": {},
-    "prod": _overrides("prod"),
+    "prod": samconfig_overrides("prod"),
     "controller": {"PublishAlias": "published", "DeploymentType": "Canary10Percent5Minutes"},
     **{f"type:{name}": {"DeploymentType": name} for name in CODEDEPLOY_TYPES},
 }
@@ -88,21 +61,7 @@ PARAMETER_SETS = {
 @pytest.fixture(scope="module")
 def translated(tmp_path_factory) -> dict[str, dict]:
     """Each parameter set's CloudFormation, translated in one run of the SAM CLI's samtranslator."""
-    if not (SAM_DIR / "python").exists():
-        pytest.skip("no SAM CLI venv (.venv-sam): `make build` installs it")
-    script = tmp_path_factory.mktemp("sam") / "translate.py"
-    script.write_text(TRANSLATE)
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run(
-        [str(SAM_DIR / "python"), str(script), str(TEMPLATE), json.dumps(list(PARAMETER_SETS.values()))],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(zip(PARAMETER_SETS, json.loads(result.stdout), strict=True))
+    return translate(PARAMETER_SETS, tmp_path_factory.mktemp("sam"))
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +153,9 @@ def test_live_alias_is_shifted_by_codedeploy_with_both_hooks(cfn):
 
 
 def test_prod_shifts_with_a_canary_and_dev_all_at_once(translated):
-    assert _overrides("prod")["DeploymentType"].startswith("Canary")
-    assert "DeploymentType" not in _overrides("default")
-    for env, expected in (("prod", _overrides("prod")["DeploymentType"]), ("defaults", "AllAtOnce")):
+    assert samconfig_overrides("prod")["DeploymentType"].startswith("Canary")
+    assert "DeploymentType" not in samconfig_overrides("default")
+    for env, expected in (("prod", samconfig_overrides("prod")["DeploymentType"]), ("defaults", "AllAtOnce")):
         group = translated[env]["Resources"]["ApiFunctionDeploymentGroup"]["Properties"]
         assert group["DeploymentConfigName"]["Fn::Sub"][1] == {"ConfigName": expected}, env
 

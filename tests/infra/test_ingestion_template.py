@@ -24,6 +24,7 @@ from cfnlint.decode import decode
 from core.ingestion.telemetry import FAILED, INDEXED, IndexerTelemetry, ObjectOutcome
 from core.observability import names
 from core.settings import Settings, load_settings
+from tests.infra.sam import translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -66,28 +67,6 @@ PARAMETER_SETS = {
     # Someone points the live snapshot into the documents bucket: the indexer must still not write there.
     "hostile": {"StoreSnapshotUri": f"s3://{DOCUMENTS_BUCKET}/live.snapshot"},
 }
-
-TRANSLATE = """
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-
-class Policies:
-    def load(self):
-        return {}
-
-text = open(sys.argv[1]).read()
-outputs = []
-for parameters in json.loads(sys.argv[2]):
-    template = yaml_parse(text)
-    for name, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str):
-                properties[key] = f"s3://bucket/{name}.zip"  # what sam package uploads
-    outputs.append(transform(template, parameters, Policies()))
-print(json.dumps(outputs))
-"""
 
 
 # --- CloudFormation, evaluated ------------------------------------------------------------------------
@@ -310,21 +289,7 @@ def template() -> dict:
 @pytest.fixture(scope="module")
 def translated(tmp_path_factory) -> dict[str, dict]:
     """Each parameter set's CloudFormation, from one run of the SAM CLI's samtranslator."""
-    if not SAM_PYTHON.exists():
-        pytest.skip("no SAM CLI venv (.venv-sam): `make build` installs it")
-    script = tmp_path_factory.mktemp("sam") / "translate.py"
-    script.write_text(TRANSLATE)
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run(
-        [str(SAM_PYTHON), str(script), str(TEMPLATE), json.dumps(list(PARAMETER_SETS.values()))],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(zip(PARAMETER_SETS, json.loads(result.stdout), strict=True))
+    return translate(PARAMETER_SETS, tmp_path_factory.mktemp("sam"))
 
 
 @pytest.fixture(scope="module")

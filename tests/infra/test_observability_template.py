@@ -13,10 +13,8 @@ import copy
 import io
 import json
 import logging
-import os
 import re
 import shlex
-import subprocess
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from core.observability.logs import configure_logging
 from core.runtime import build_runtime
 from core.settings import Settings, load_settings
 from scripts.invoke import LambdaContext
+from tests.infra.sam import translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -593,35 +592,7 @@ def test_canary_alarms_watch_the_version_in_their_dimensions(template):
 @pytest.fixture(scope="module")
 def translated(tmp_path_factory) -> dict:
     """The template as the SAM transform turns it into CloudFormation (samtranslator of the SAM CLI)."""
-    if not SAM_PYTHON.exists():
-        pytest.skip("no SAM CLI venv (.venv-sam): `make build` installs it")
-    script = tmp_path_factory.mktemp("sam") / "translate.py"
-    script.write_text(
-        "import json, sys\n"
-        "from samtranslator.translator.transform import transform\n"
-        "from samtranslator.yaml_helper import yaml_parse\n"
-        "class Policies:\n"
-        "    def load(self):\n"
-        "        return {}\n"
-        "template = yaml_parse(open(sys.argv[1]).read())\n"
-        "for name, resource in template['Resources'].items():\n"
-        "    properties = resource.get('Properties', {})\n"
-        "    for key in ('CodeUri', 'ContentUri'):\n"
-        "        if isinstance(properties.get(key), str):\n"
-        "            properties[key] = f's3://bucket/{name}.zip'  # what sam package uploads\n"
-        "print(json.dumps(transform(template, {}, Policies())))\n"
-    )
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run(
-        [str(SAM_PYTHON), str(script), str(TEMPLATE)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
+    return translate({"defaults": {}}, tmp_path_factory.mktemp("sam"))["defaults"]
 
 
 def test_version_dimension_is_the_version_the_live_alias_points_to(translated):

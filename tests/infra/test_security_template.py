@@ -10,11 +10,7 @@ Every checker used on the whole template is also shown failing on a planted mist
 
 import copy
 import json
-import os
 import re
-import shlex
-import subprocess
-import tomllib
 import typing
 from pathlib import Path
 
@@ -25,7 +21,8 @@ from core.deploy.hooks import SMOKE_API_KEY_ID, SMOKE_HOST
 from core.middleware import host_allowed
 from core.security.tenants import Identity, SsmTenantSource, TenantRecord
 from core.settings import Settings, load_settings
-from tests.infra.test_ingestion_template import TRANSLATE, Stack, _cycle
+from tests.infra.sam import samconfig_overrides, translate
+from tests.infra.test_ingestion_template import Stack, _cycle
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -39,11 +36,6 @@ KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-123456789
 FUNCTIONS = ("ApiFunction", "IndexerFunction", "CodeDeployHookPreTraffic", "CodeDeployHookPostTraffic")
 
 
-def _overrides(env: str) -> dict[str, str]:
-    text = tomllib.loads(SAMCONFIG.read_text())[env]["global"]["parameters"]["parameter_overrides"]
-    return dict(token.split("=", 1) for token in shlex.split(text))
-
-
 SECURED = {
     "TenantRegistryPrefix": "/acme/prod/tenants",
     "TenantRegistryKmsKeyArn": KMS_KEY,
@@ -55,15 +47,15 @@ SECURED = {
 }
 PARAMETER_SETS = {
     "defaults": {},
-    "default": _overrides("default"),
-    "staging": _overrides("staging"),
-    "prod": _overrides("prod"),
-    "prod+pgvector": {**_overrides("prod"), "DocumentStore": "pgvector", **NETWORK},
-    "prod+cache": {**_overrides("prod"), "EnableCache": "true", **NETWORK},
-    "prod+controller": {**_overrides("prod"), "PublishAlias": "published"},
-    "prod+served": {**_overrides("prod"), "StoreSnapshotUri": "s3://other-bucket/snaps/live.snapshot"},
+    "default": samconfig_overrides("default"),
+    "staging": samconfig_overrides("staging"),
+    "prod": samconfig_overrides("prod"),
+    "prod+pgvector": {**samconfig_overrides("prod"), "DocumentStore": "pgvector", **NETWORK},
+    "prod+cache": {**samconfig_overrides("prod"), "EnableCache": "true", **NETWORK},
+    "prod+controller": {**samconfig_overrides("prod"), "PublishAlias": "published"},
+    "prod+served": {**samconfig_overrides("prod"), "StoreSnapshotUri": "s3://other-bucket/snaps/live.snapshot"},
     "secured": {
-        **_overrides("prod"),
+        **samconfig_overrides("prod"),
         **SECURED,
         "DocumentStore": "pgvector",
         "EnableCache": "true",
@@ -127,21 +119,7 @@ def template() -> dict:
 @pytest.fixture(scope="module")
 def translated(tmp_path_factory) -> dict[str, dict]:
     """Each parameter set's CloudFormation, from one run of the SAM CLI's samtranslator."""
-    if not SAM_PYTHON.exists():
-        pytest.skip("no SAM CLI venv (.venv-sam): `make build` installs it")
-    script = tmp_path_factory.mktemp("sam") / "translate.py"
-    script.write_text(TRANSLATE)
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"AWS_DEFAULT_REGION": REGION}
-    result = subprocess.run(
-        [str(SAM_PYTHON), str(script), str(TEMPLATE), json.dumps(list(PARAMETER_SETS.values()))],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(zip(PARAMETER_SETS, json.loads(result.stdout), strict=True))
+    return translate(PARAMETER_SETS, tmp_path_factory.mktemp("sam"))
 
 
 @pytest.fixture(scope="module")
@@ -322,8 +300,8 @@ def test_a_dev_key_and_its_tenant_only_where_asked_and_its_value_never_output(de
 
 def test_staging_and_prod_get_no_key_from_the_template():
     for env in ("staging", "prod"):
-        assert _overrides(env).get("CreateDevApiKey", "false") == "false", env
-    assert _overrides("default")["CreateDevApiKey"] == "true"
+        assert samconfig_overrides(env).get("CreateDevApiKey", "false") == "false", env
+    assert samconfig_overrides("default")["CreateDevApiKey"] == "true"
 
 
 # --- 2. the tenant registry -----------------------------------------------------------------------
@@ -490,7 +468,7 @@ def test_the_wildcard_check_catches_star_origins_and_broad_hosts():
 def test_prod_samconfig_sets_no_wildcard_and_the_parameters_refuse_one(template):
     parameters = template["Parameters"]
     for env in ("default", "staging", "prod"):
-        overrides = _overrides(env)
+        overrides = samconfig_overrides(env)
         for name in ("CorsAllowOrigins", "TrustedHosts", "CustomDomainName"):
             assert "*" not in overrides.get(name, ""), (env, name)
     for name, value in (

@@ -1,10 +1,11 @@
 """Template options of the performance and cache work: SnapStart and the ElastiCache L2 cache."""
 
-import tomllib
 from pathlib import Path
 
 import pytest
 from cfnlint.decode import decode
+
+from tests.infra.sam import samconfig_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,19 +17,15 @@ def template() -> dict:
     return data
 
 
-def overrides(environment: str) -> dict[str, str]:
-    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
-    text = config[environment]["global"]["parameters"]["parameter_overrides"]
-    return dict(item.split("=", 1) for item in text.split())
-
-
 def test_snapstart_is_a_parameter_off_by_default_and_on_in_staging_and_prod(template):
     parameter = template["Parameters"]["SnapStart"]
     assert parameter["Default"] == "None"
     assert set(parameter["AllowedValues"]) == {"None", "PublishedVersions"}
     assert template["Resources"]["ApiFunction"]["Properties"]["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
-    assert overrides("default").get("SnapStart", "None") == "None"
-    assert overrides("staging")["SnapStart"] == overrides("prod")["SnapStart"] == "PublishedVersions"
+    assert samconfig_overrides("default").get("SnapStart", "None") == "None"
+    assert (
+        samconfig_overrides("staging")["SnapStart"] == samconfig_overrides("prod")["SnapStart"] == "PublishedVersions"
+    )
 
 
 def test_cache_is_valkey_serverless_behind_a_condition(template):
