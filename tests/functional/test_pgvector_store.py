@@ -605,3 +605,29 @@ def test_without_its_layer_pgvector_stops_init_with_one_line(make_settings, monk
     settings = make_settings(document_store="pgvector", pg_conn_str="host=127.0.0.1 port=1 dbname=x")
     with pytest.raises(StoreError, match="PgvectorLayer"):
         load_store(settings)
+
+
+def test_export_then_restore_returns_identical_retrieval_results(filled, embedder, tmp_path):
+    from core.recovery import export_store, read_version, restore_documents, verify
+
+    queries = ["parse JSON text", "read a CSV file", "copy a directory tree"]
+
+    def answers() -> list[list[str]]:
+        return [
+            [d.id for d in filled.embedding_retrieval(query_embedding=embed(embedder, q), top_k=5)]
+            + [d.id for d in filled.bm25_retrieval(query=q, top_k=5)]
+            for q in queries
+        ]
+
+    before = answers()
+    backup = tmp_path / "pgvector.snapshot"
+    manifest = export_store(filled, "l2_supercat_256", str(backup))
+    assert manifest["count"] == filled.count_documents()
+
+    doomed = [d.id for d in filled.filter_documents()][::2]  # the damage: half the rows gone
+    filled.delete_documents(doomed)
+    assert answers() != before
+
+    written, deleted = restore_documents(filled, read_version(str(backup), None))
+    assert (written, deleted) == (verify(read_version(str(backup), None))["count"], 0)
+    assert answers() == before
