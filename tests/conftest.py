@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from core.runtime import build_runtime
 from core.settings import Settings, load_settings
 from core.snapshot import write_snapshot
 from core.store import memory_store_from_snapshot
+from tests.support import HANDLER_ENV, forget_handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_SNAPSHOT = ROOT / "data" / "stdlib.snapshot"
@@ -77,3 +79,18 @@ def make_client(make_settings, small_store):
 def client(make_client) -> TestClient:
     """The app with default settings (GENERATOR=none) over the small snapshot."""
     return make_client()
+
+
+@pytest.fixture(scope="module")
+def api(small_snapshot):
+    """`handlers.api` imported fresh, as Lambda's init does: the small snapshot, no generator."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in HANDLER_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("STORE_SNAPSHOT_URI", str(small_snapshot))
+        mp.setenv("GENERATOR", "none")
+        forget_handler_module()
+        try:
+            yield importlib.import_module("handlers.api")
+        finally:
+            forget_handler_module()

@@ -17,7 +17,6 @@ import importlib
 import io
 import json
 import shutil
-import sys
 import threading
 import time
 import zipfile
@@ -41,8 +40,8 @@ from core.deploy.smoke import (
     run_cases,
     with_identity,
 )
-from core.settings import Settings
 from scripts.invoke import LambdaContext
+from tests.support import HANDLER_ENV, forget_handler_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "events" / "smoke"
@@ -51,7 +50,6 @@ FUNCTION = "haystack-serverless-test-ApiFunction-AbC123"
 NEW_VERSION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION}:7"
 HOOK_EVENT = {"DeploymentId": "d-EXAMPLE111", "LifecycleEventHookExecutionId": "eyJleGFtcGxlIjoiaG9vayJ9"}
 ALARMS = ("stack-new-version-5xx-rate", "stack-new-version-p99-latency", "stack-new-version-lambda-errors")
-HANDLER_ENV = [name.upper() for name in Settings.model_fields] + ["API_BASE_PATH"]
 # What the template gives the PreTraffic hook (SMOKE_API_KEY_ID, SMOKE_HOST) and the smoke tenant's record.
 STACK = "haystack-serverless-test"
 SMOKE_KEY_ID = f"codedeploy-smoke-{STACK}"
@@ -78,28 +76,6 @@ def aws_env(monkeypatch):
 
 
 # --- the real API, invoked like a Lambda version --------------------------------------------------------
-
-
-def _forget_api_module() -> None:
-    sys.modules.pop("handlers.api", None)
-    package = sys.modules.get("handlers")
-    if package is not None and hasattr(package, "api"):
-        delattr(package, "api")
-
-
-@pytest.fixture(scope="module")
-def api(small_snapshot):
-    """`handlers.api` imported fresh: the small snapshot, no generator (what the smoke events expect)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in HANDLER_ENV:
-            mp.delenv(name, raising=False)
-        mp.setenv("STORE_SNAPSHOT_URI", str(small_snapshot))
-        mp.setenv("GENERATOR", "none")
-        _forget_api_module()
-        try:
-            yield importlib.import_module("handlers.api")
-        finally:
-            _forget_api_module()
 
 
 def lambda_response(payload: object, function_error: str | None = None) -> dict:
@@ -167,11 +143,11 @@ def tenant_api(small_snapshot):
         mp.setenv("GENERATOR", "none")
         mp.setenv("TENANT_REGISTRY", f"ssm:{TENANTS}")
         mp.setenv("TRUSTED_HOSTS", API_HOST)
-        _forget_api_module()
+        forget_handler_module()
         try:
             yield importlib.import_module("handlers.api")
         finally:
-            _forget_api_module()
+            forget_handler_module()
 
 
 # --- CodeDeploy: the one call moto lacks, stubbed -------------------------------------------------------

@@ -6,7 +6,6 @@ import from the environment, exactly as in Lambda; init failures are checked in 
 
 import base64
 import copy
-import importlib
 import json
 import os
 import subprocess
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
 from scripts.invoke import LambdaContext
+from tests.support import HANDLER_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -32,8 +31,6 @@ SAMPLES = {
     "api-search-run.json": ("POST", "/pipelines/search/run", SEARCH_RUN_BODY),
     "api-search-run-v2.json": ("POST", "/pipelines/search/run", SEARCH_RUN_BODY),
 }
-# Variables the handler reads at import: cleared so the developer's shell cannot change the outcome.
-HANDLER_ENV = [name.upper() for name in Settings.model_fields] + ["API_BASE_PATH"]
 
 # Mangum 0.22 calls asyncio.get_event_loop() with no loop set (deprecated since Python 3.12; it still makes one).
 pytestmark = pytest.mark.filterwarnings("ignore:There is no current event loop:DeprecationWarning")
@@ -115,28 +112,6 @@ def clean_env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in HANDLER_ENV}
     env.update(PYTHONPATH=str(ROOT / "src"), HAYSTACK_TELEMETRY_ENABLED="False", **values)
     return env
-
-
-def forget_handler_module() -> None:
-    sys.modules.pop("handlers.api", None)
-    handlers = sys.modules.get("handlers")
-    if handlers is not None and hasattr(handlers, "api"):
-        delattr(handlers, "api")
-
-
-@pytest.fixture(scope="module")
-def api(small_snapshot):
-    """`handlers.api`, imported fresh with this module's environment (the small snapshot, no generator)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in HANDLER_ENV:
-            mp.delenv(name, raising=False)
-        mp.setenv("STORE_SNAPSHOT_URI", str(small_snapshot))
-        mp.setenv("GENERATOR", "none")
-        forget_handler_module()
-        try:
-            yield importlib.import_module("handlers.api")
-        finally:
-            forget_handler_module()
 
 
 @pytest.fixture
