@@ -24,7 +24,7 @@ from cfnlint.decode import decode
 from core.ingestion.telemetry import FAILED, INDEXED, IndexerTelemetry, ObjectOutcome
 from core.observability import names
 from core.settings import Settings, load_settings
-from tests.infra.sam import translate
+from tests.infra.sam import Stack, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -54,9 +54,6 @@ DATABASE_RESOURCES = {
 }
 NETWORK = {"VpcId": "vpc-0abc", "SubnetIds": "subnet-a,subnet-b"}
 EXTERNAL_URI = "s3://other-bucket/snaps/live.snapshot"
-STACK_ID = (
-    "arn:aws:cloudformation:us-east-1:123456789012:stack/haystack-serverless-test/51af3dc0-da77-11e4-872e-1234567db123"
-)
 DOCUMENTS_BUCKET = "haystack-docs-123456789012-us-east-1-51af3dc0"
 PARAMETER_SETS = {
     "defaults": {},
@@ -67,131 +64,6 @@ PARAMETER_SETS = {
     # Someone points the live snapshot into the documents bucket: the indexer must still not write there.
     "hostile": {"StoreSnapshotUri": f"s3://{DOCUMENTS_BUCKET}/live.snapshot"},
 }
-
-
-# --- CloudFormation, evaluated ------------------------------------------------------------------------
-
-NO_VALUE = object()
-PSEUDO = {
-    "AWS::Region": "us-east-1",
-    "AWS::AccountId": "123456789012",
-    "AWS::Partition": "aws",
-    "AWS::URLSuffix": "amazonaws.com",
-    "AWS::StackName": "haystack-serverless-test",
-    "AWS::StackId": STACK_ID,
-}
-
-
-class Stack:
-    """One template with one set of parameter values, evaluated as CloudFormation would.
-
-    A resource's Ref is ``<Name>`` and its attributes ``<Name.Attribute>``, except for buckets with a
-    BucketName: their Ref is that name and their Arn ``arn:aws:s3:::<name>``.
-    """
-
-    def __init__(self, template: dict, parameters: dict[str, str] | None = None):
-        self.template = template
-        self.parameters: dict[str, typing.Any] = {}
-        for name, parameter in template.get("Parameters", {}).items():
-            value = str((parameters or {}).get(name, parameter.get("Default", "")))
-            self.parameters[name] = value.split(",") if parameter["Type"] == "CommaDelimitedList" else value
-        self._conditions: dict[str, bool] = {}
-
-    def condition(self, name: str) -> bool:
-        if name not in self._conditions:
-            self._conditions[name] = bool(self(self.template["Conditions"][name]))
-        return self._conditions[name]
-
-    def _bucket_name(self, name: str) -> str | None:
-        resource = self.template["Resources"].get(name, {})
-        if resource.get("Type") == "AWS::S3::Bucket" and "BucketName" in resource.get("Properties", {}):
-            return self(resource["Properties"]["BucketName"])
-        return None
-
-    def ref(self, name: str):
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        if name in self.parameters:
-            return self.parameters[name]
-        if name in PSEUDO:
-            return PSEUDO[name]
-        assert name in self.template["Resources"], f"unknown reference {name}"
-        if self.template["Resources"][name]["Type"] == "AWS::Lambda::Version":  # Ref is the version's ARN
-            return f"arn:aws:lambda:us-east-1:123456789012:function:<{name}>:7"
-        return self._bucket_name(name) or f"<{name}>"
-
-    def get_att(self, name: str, attribute: str) -> str:
-        assert name in self.template["Resources"], f"unknown resource {name}"
-        bucket = self._bucket_name(name)
-        if bucket and attribute == "Arn":
-            return f"arn:aws:s3:::{bucket}"
-        return f"<{name}.{attribute}>"
-
-    def _sub(self, value) -> str:
-        text, variables = (value, {}) if isinstance(value, str) else value
-        variables = {k: self(v) for k, v in variables.items()}
-
-        def replace(match: re.Match) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                return self.get_att(*name.split(".", 1))
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
-
-    def _if(self, value):
-        name, then, otherwise = value
-        return self(then if self.condition(name) else otherwise)
-
-    def _get_att(self, value) -> str:
-        name, attribute = value if isinstance(value, list) else value.split(".", 1)
-        return self.get_att(name, attribute)
-
-    def __call__(self, node):
-        if isinstance(node, list):
-            return [v for v in (self(item) for item in node) if v is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            (key, value), = node.items()  # fmt: skip
-            functions = {
-                "Ref": self.ref,
-                "Condition": self.condition,
-                "Fn::If": self._if,
-                "Fn::Equals": lambda v: str(self(v[0])) == str(self(v[1])),
-                "Fn::Not": lambda v: not self(v[0]),
-                "Fn::And": lambda v: all(self(x) for x in v),
-                "Fn::Or": lambda v: any(self(x) for x in v),
-                "Fn::Sub": self._sub,
-                "Fn::Join": lambda v: v[0].join(str(x) for x in self(v[1])),
-                "Fn::Split": lambda v: str(self(v[1])).split(v[0]),
-                "Fn::Select": lambda v: self(v[1])[int(self(v[0]))],
-                "Fn::GetAtt": self._get_att,
-                "Fn::FindInMap": lambda v: self.template["Mappings"][self(v[0])][str(self(v[1]))][self(v[2])],
-            }
-            if key in functions:
-                return functions[key](value)
-        return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not NO_VALUE}
-
-    def resources(self) -> dict[str, dict]:
-        """The resources this deploy creates (their Condition true), properties evaluated."""
-        return {
-            name: {**resource, "Properties": self(resource.get("Properties", {}))}
-            for name, resource in self.template["Resources"].items()
-            if "Condition" not in resource or self.condition(resource["Condition"])
-        }
-
-    def rule_failures(self) -> list[str]:
-        failures = []
-        for rule in self.template.get("Rules", {}).values():
-            if "RuleCondition" in rule and not self(rule["RuleCondition"]):
-                continue
-            failures += [a["AssertDescription"] for a in rule["Assertions"] if not self(a["Assert"])]
-        return failures
 
 
 def _as_list(value) -> list:

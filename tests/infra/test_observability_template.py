@@ -32,7 +32,7 @@ from core.observability.logs import configure_logging
 from core.runtime import build_runtime
 from core.settings import Settings, load_settings
 from scripts.invoke import LambdaContext
-from tests.infra.sam import translate
+from tests.infra.sam import NO_VALUE, PSEUDO, Stack, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -57,7 +57,6 @@ LAMBDA_DIMENSION_SETS = (
     {"FunctionName", "Resource", "ExecutedVersion"},
 )
 EXECUTED_VERSION_METRICS = {"Errors", "Duration"}
-NO_VALUE = object()
 
 # Logs Insights words that are not fields.
 INSIGHTS_KEYWORDS = {
@@ -79,19 +78,14 @@ def _of_type(template: dict, resource_type: str) -> dict[str, dict]:
     return {name: r for name, r in template["Resources"].items() if r.get("Type") == resource_type}
 
 
-class Resolver:
-    """Evaluates the intrinsic functions of one template for one set of parameter values."""
+class Resolver(Stack):
+    """``Stack`` with the names the observability checks compare against (the function's name, its
+    version's ARN, the log group), and alarm ARNs for ``<Alarm>.Arn``."""
 
     def __init__(self, template: dict, parameters: dict[str, str] | None = None, refs: dict[str, str] | None = None):
-        self.template = template
-        self.parameters = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
-        self.parameters.update(parameters or {})
+        super().__init__(template, parameters)
         self.refs = {
-            "AWS::Region": "us-east-1",
-            "AWS::AccountId": "123456789012",
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": "haystack-serverless-test",
+            **PSEUDO,
             "ApiFunction": FUNCTION_NAME,
             "ApiFunction.Version": VERSION_ARN,
             "ApiFunction.Alias": f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION_NAME}:live",
@@ -99,7 +93,9 @@ class Resolver:
             **(refs or {}),
         }
 
-    def ref(self, name: str) -> str:
+    def ref(self, name: str):
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in self.parameters:
             return self.parameters[name]
         if name in self.refs:
@@ -109,56 +105,8 @@ class Resolver:
         assert name in self.template["Resources"] or "." in name, f"unknown reference {name}"
         return f"<{name}>"
 
-    def condition(self, name: str) -> bool:
-        return bool(self(self.template["Conditions"][name]))
-
-    def sub(self, text: str, variables: dict[str, str]) -> str:
-        def replace(match: re.Match) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            return str(variables[name]) if name in variables else str(self.ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
-
-    def _if(self, value):
-        name, then, otherwise = value
-        return self(then if self.condition(name) else otherwise)
-
-    def _sub(self, value) -> str:
-        text, variables = (value, {}) if isinstance(value, str) else value
-        return self.sub(text, {k: self(v) for k, v in variables.items()})
-
-    def _get_att(self, value) -> str:
-        resource, attribute = value if isinstance(value, list) else value.split(".", 1)
-        return self.ref(f"{resource}.{attribute}")
-
-    def intrinsics(self) -> dict:
-        """Intrinsic function → how it evaluates its (unresolved) argument."""
-        return {
-            "Ref": lambda v: NO_VALUE if v == "AWS::NoValue" else self.ref(v),
-            "Condition": self.condition,
-            "Fn::If": self._if,
-            "Fn::Equals": lambda v: str(self(v[0])) == str(self(v[1])),
-            "Fn::Not": lambda v: not self(v[0]),
-            "Fn::And": lambda v: all(self(x) for x in v),
-            "Fn::Or": lambda v: any(self(x) for x in v),
-            "Fn::Sub": self._sub,
-            "Fn::Join": lambda v: v[0].join(str(x) for x in self(v[1])),
-            "Fn::Split": lambda v: str(self(v[1])).split(v[0]),
-            "Fn::Select": lambda v: self(v[1])[int(self(v[0]))],
-            "Fn::GetAtt": self._get_att,
-        }
-
-    def __call__(self, node):
-        if isinstance(node, list):
-            return [v for v in (self(item) for item in node) if v is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1 and next(iter(node)) in self.intrinsics():
-            (key, value), = node.items()  # fmt: skip
-            return self.intrinsics()[key](value)
-        return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not NO_VALUE}
+    def get_att(self, name: str, attribute: str) -> str:
+        return self.ref(f"{name}.{attribute}")
 
 
 def _function_environment(template: dict, resolve: Resolver, function: str = "ApiFunction") -> dict[str, str]:

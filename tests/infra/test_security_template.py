@@ -21,8 +21,8 @@ from core.deploy.hooks import SMOKE_API_KEY_ID, SMOKE_HOST
 from core.middleware import host_allowed
 from core.security.tenants import Identity, SsmTenantSource, TenantRecord
 from core.settings import Settings, load_settings
-from tests.infra.sam import samconfig_overrides, translate
-from tests.infra.test_ingestion_template import Stack, _cycle
+from tests.infra.sam import Stack, samconfig_overrides, translate
+from tests.infra.test_ingestion_template import _cycle
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
