@@ -31,7 +31,15 @@ from typing import Any
 from haystack.document_stores.types import DuplicatePolicy
 
 from core.settings import Settings, SettingsError, load_settings
-from core.snapshot import SnapshotError, decode_snapshot, encode_snapshot, read_bytes, verify_snapshot, write_bytes
+from core.snapshot import (
+    SnapshotError,
+    decode_snapshot,
+    encode_snapshot,
+    read_bytes,
+    split_s3,
+    verify_snapshot,
+    write_bytes,
+)
 
 PAGE = 1000  # documents per write batch on restore
 
@@ -44,11 +52,6 @@ class SnapshotVersion:
     modified: datetime
     size: int
     latest: bool
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
 
 
 def _s3():
@@ -70,7 +73,7 @@ def list_versions(uri: str, s3: Any = None) -> list[SnapshotVersion]:
         stat = path.stat()
         return [SnapshotVersion(None, datetime.fromtimestamp(stat.st_mtime, UTC), stat.st_size, latest=True)]
     s3 = s3 or _s3()
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3(uri)
     versions = []
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
         versions += [
@@ -112,7 +115,7 @@ def read_version(uri: str, version_id: str | None, s3: Any = None) -> bytes:
         return read_bytes(uri)
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3(uri)
     try:
         return (s3 or _s3()).get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"].read()
     except (BotoCoreError, ClientError) as exc:
@@ -155,7 +158,7 @@ def restore_live_snapshot(uri: str, data: bytes, s3: Any = None) -> None:
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     s3 = s3 or _s3()
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3(uri)
     etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=etag)

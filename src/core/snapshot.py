@@ -203,7 +203,8 @@ def decode_snapshot(source: bytes | Path) -> Snapshot:
     return Snapshot(manifest=manifest, store=EmbeddedDocumentStore(index))
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → ``(bucket, key)``."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key
 
@@ -218,7 +219,7 @@ def read_bytes(uri: str) -> bytes:
         import boto3  # noqa: PLC0415 - only S3 snapshots pay for boto3
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-        bucket, key = _split_s3(uri)
+        bucket, key = split_s3(uri)
         try:
             return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as exc:
@@ -234,7 +235,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     if uri.startswith("s3://"):
         import boto3  # noqa: PLC0415
 
-        bucket, key = _split_s3(uri)
+        bucket, key = split_s3(uri)
         boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
         return
     path = Path(uri)
@@ -284,7 +285,7 @@ def snapshot_etag(uri: str, s3: Any = None) -> str | None:
         return _file_tag(Path(uri))
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3(uri)
     try:
         return (s3 or _s3_client()).head_object(Bucket=bucket, Key=key)["ETag"]
     except ClientError as exc:
@@ -316,7 +317,7 @@ def read_bytes_tagged(uri: str, s3: Any = None) -> tuple[bytes | None, str | Non
         raise SnapshotError(f"snapshot {uri} keeps changing while it is read")
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3(uri)
     try:
         response = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)
         return response["Body"].read(), response["ETag"]
@@ -346,7 +347,7 @@ def write_bytes_if(uri: str, data: bytes, etag: str | None, s3: Any = None) -> s
         return _write_file_if(Path(uri), data, etag)
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3(uri)
     condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
     try:
         return (s3 or _s3_client()).put_object(Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
