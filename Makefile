@@ -35,12 +35,12 @@ $(VENV)/.installed: layers/deps/requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed ## Create .venv/ with runtime and development dependencies
 
-$(SNAPSHOT): $(VENV)/.installed src/core/corpus.py src/core/indexing.py src/core/embedding.py src/core/snapshot.py
-	$(PY) -m core.indexing --output $@
+$(SNAPSHOT): $(VENV)/.installed $(wildcard src/core/corpus/*.py) src/core/components/wordllama.py src/core/store/embedded.py src/core/store/snapshot.py
+	$(PY) -m core.corpus --output $@
 
 index: $(VENV)/.installed ## Build data/stdlib.snapshot; SOURCE=<folder|s3://bucket/prefix> bulk-indexes into the configured store instead
 	@if [ -n "$(SOURCE)" ]; then $(PY) -m core.ingestion.bulk --source "$(SOURCE)"; \
-	else $(PY) -m core.indexing --output $(SNAPSHOT); fi
+	else $(PY) -m core.corpus --output $(SNAPSHOT); fi
 
 # Powertools dev mode: indented JSON logs and EMF lines on the console; metrics stay on (dev mode alone mutes them).
 run: $(VENV)/.installed $(SNAPSHOT) ## Serve the API on http://127.0.0.1:3000 (PORT= overrides); logs and metrics on the console

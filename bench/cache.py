@@ -25,10 +25,10 @@ from quality import QUERIES
 sys.path.insert(0, str(ROOT))
 from mangum import Mangum
 
-from core.app import create_app
-from core.runtime import build_runtime
+from core.api.app import create_app
+from core.runtime.container import build_runtime
 from core.settings import load_settings
-from core.store import load_store
+from core.store.load import load_store
 from scripts.invoke import LambdaContext
 from tests.redis_servers import RedisServer
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from common import SNAPSHOT, require_snapshot, run, write_result
 
-from core.corpus import render_modules, stdlib_modules
-from core.embedding import DEFAULT_MODEL
+from core.components.wordllama import DEFAULT_MODEL
+from core.corpus.pydoc import render_modules, stdlib_modules
 from core.ingestion.embedded_target import Change, SnapshotTarget
 from core.ingestion.pipeline import IndexingPipeline
-from core.ingestion.target import SourceRef
 from core.settings import bundled_path, load_settings
-from core.snapshot import decode_snapshot, encode_snapshot
+from core.store.base import SourceRef
+from core.store.snapshot import decode_snapshot, encode_snapshot
 
 MODULES = 120
 BATCH = 10

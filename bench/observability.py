@@ -192,14 +192,14 @@ def make_configs() -> list[Config]:
 
 
 def build(config: Config, store: Any, sink: io.TextIOBase, otel_provider: Any) -> None:
-    """Build the container as ``core.boot`` and ``handlers/api.py`` do, its log handler writing to ``sink``."""
+    """Build the container as ``core.runtime.boot`` and ``handlers/api.py`` do, its log handler writing to ``sink``."""
     from haystack import tracing as haystack_tracing
     from mangum import Mangum
     from opentelemetry import trace
 
-    from core.app import create_app
+    from core.api.app import create_app
     from core.observability.logs import configure_logging
-    from core.runtime import build_runtime
+    from core.runtime.container import build_runtime
 
     trace._TRACER_PROVIDER = otel_provider if config.backend == "otel" else None  # noqa: SLF001 - as activate()
     config.powertools_logger = configure_logging(config.settings, stream=sink)
@@ -512,7 +512,7 @@ def main() -> int:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from core.store import load_store
+    from core.store.load import load_store
 
     configs = make_configs()
     daemon = UdpDaemon()

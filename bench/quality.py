@@ -16,9 +16,9 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from core.components.embedders import StaticTextEmbedder
 from core.components.retrievers import EmbeddingRetriever, KeywordRetriever
-from core.pipelines import load_pipelines
+from core.pipelines.loader import load_pipelines
 from core.settings import load_settings
-from core.store import load_store
+from core.store.load import load_store
 
 QUERIES = {
     "how do I parse JSON": "json",

@@ -21,9 +21,9 @@ from quality import QUERIES
 
 from core.components.embedders import StaticTextEmbedder
 from core.components.retrievers import EmbeddingRetriever, KeywordRetriever
-from core.pipelines import load_pipelines
+from core.pipelines.loader import load_pipelines
 from core.settings import bundled_path
-from core.snapshot import read_snapshot
+from core.store.snapshot import read_snapshot
 
 REPEAT = 10  # passes over the query set
 

@@ -33,12 +33,12 @@ from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
 from core.components.embedders import StaticTextEmbedder
-from core.embedded_store import EmbeddedDocumentStore
-from core.ingestion.target import SourceRef
-from core.pipelines import load_pipelines
+from core.pipelines.loader import load_pipelines
 from core.settings import bundled_path, load_settings
-from core.snapshot import encode_snapshot, read_snapshot
-from core.store import load_store
+from core.store.base import SourceRef
+from core.store.embedded import EmbeddedDocumentStore
+from core.store.load import load_store
+from core.store.snapshot import encode_snapshot, read_snapshot
 from tests.postgres_server import PostgresServer
 
 BATCH = 1000

@@ -36,7 +36,7 @@ app from the built trees stacked as each deployment stacks them (DEPLOYMENTS): f
 serves every sample event in every GENERATOR mode and imports every CONFIGURED_IMPORTS module but those
 only the pgvector layer provides (PART_IMPORTS); function + all three layers serves the events again
 (GENERATOR=none: the other modes differ only in code of the app part, checked by the first run) and
-imports every configured module, ``core.pgvector_store``, psycopg and its libpq among them.
+imports every configured module, ``core.store.pgvector``, psycopg and its libpq among them.
 
 Steps of the layers: ``pip install --target`` with the Lambda platform's wheels (``--platform``,
 ``--python-version 3.13``, ``--only-binary=:all:``; the install is cached under ``.cache/package/``
@@ -198,7 +198,7 @@ TRACE_MODES = ("none", "openai", "bedrock")
 # without that layer never imports them (the verify run of the default layers leaves them out).
 PART_IMPORTS = {
     "pgvector": (
-        "core.pgvector_store",
+        "core.store.pgvector",
         "haystack_integrations.document_stores.pgvector",
         "psycopg",
         "pgvector.psycopg",

@@ -15,7 +15,7 @@ pointed at it with ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``.
 Every file the process opens from Python is recorded by an audit hook (``open`` events: imported modules,
 and data files read without an import, like botocore's service models). Files opened by native code do
 not raise that event (``tokenizers`` and ``safetensors`` read the WordLlama files from Rust): packages
-located with ``importlib.util.find_spec`` (how ``core.embedding`` finds those files) and files mapped
+located with ``importlib.util.find_spec`` (how ``core.components.wordllama`` finds those files) and files mapped
 into the process (``/proc/self/maps``: shared libraries, mmapped weights) are recorded too. Files under
 site-packages are mapped to their distribution by its RECORD. A distribution counts as used when a file
 of it outside its ``.dist-info`` was opened (metadata lookups alone do not need its code).

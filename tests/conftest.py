@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from core.app import create_app
-from core.indexing import build_documents
-from core.runtime import build_runtime
+from core.api.app import create_app
+from core.corpus.build import build_documents
+from core.runtime.container import build_runtime
 from core.settings import Settings, load_settings
-from core.snapshot import write_snapshot
-from core.store import memory_store_from_snapshot
+from core.store.load import memory_store_from_snapshot
+from core.store.snapshot import write_snapshot
 from tests.support import HANDLER_ENV, forget_handler_module
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,12 +13,13 @@ Example:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.aws import is_s3_uri, on_lambda, split_s3
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
 """``src/`` in a checkout, ``/var/task`` in Lambda."""
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
         default_factory=lambda: str(bundled_path("data") / "stdlib.snapshot"),
         description="Snapshot the embedded store loads at init: a local path or `s3://bucket/key`.",
     )
-    # -- DOCUMENT_STORE=pgvector (core.pgvector_store) ------------------------------------------------
+    # -- DOCUMENT_STORE=pgvector (core.store.pgvector) ------------------------------------------------
     pg_conn_str: SecretStr | None = Field(
         default=None,
         description="libpq connection string (`postgresql://user:pass@host:5432/db` or `host=... dbname=...`); "
@@ -262,6 +263,12 @@ class Settings(BaseSettings):
         default=5, ge=0, le=20, description="Re-reads after a conflicting snapshot write before a batch fails."
     )
 
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether EMF metrics are written: Powertools' rule (dev mode mutes them unless the switch is set)."""
+        explicit = "powertools_metrics_disabled" in self.model_fields_set
+        return not self.powertools_metrics_disabled and (explicit or not self.powertools_dev)
+
     @field_validator("cors_allow_origins", "trusted_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -271,7 +278,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_wildcards_on_lambda(self) -> Settings:
-        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        if on_lambda():
             for name in ("cors_allow_origins", "trusted_hosts"):
                 if "*" in getattr(self, name):
                     raise ValueError(f"{name.upper()}: '*' is refused on Lambda; list the origins or hosts")
@@ -285,10 +292,10 @@ class Settings(BaseSettings):
     @field_validator("store_snapshot_uri")
     @classmethod
     def _snapshot_uri(cls, value: str) -> str:
-        if "://" in value and not value.startswith("s3://"):
+        if "://" in value and not is_s3_uri(value):
             raise ValueError("expected a local path or s3://bucket/key")
-        if value.startswith("s3://"):
-            bucket, _, key = value.removeprefix("s3://").partition("/")
+        if is_s3_uri(value):
+            bucket, key = split_s3(value)
             if not bucket or not key:
                 raise ValueError("expected s3://bucket/key")
         return value

@@ -6,14 +6,14 @@ like its decorators would: Powertools' Lambda context keys and correlation id, t
 ``## handler`` span, and the EMF flush with the cold start metric (``runtime.telemetry.lambda_handler``).
 """
 
-from core.boot import STARTED  # first: the init clock starts before the heavy imports
+from core.runtime.boot import STARTED  # first: the init clock starts before the heavy imports
 
 # isort: split
 from mangum import Mangum
 
-from core.app import create_app
-from core.boot import boot
-from core.snapstart import register_hooks
+from core.api.app import create_app
+from core.runtime.boot import boot
+from core.runtime.snapstart import register_hooks
 
 runtime = boot(STARTED)
 app = create_app(runtime)

@@ -6,7 +6,7 @@ source mapping needs ``FunctionResponseTypes: [ReportBatchItemFailures]``). What
 failed, and why: ``core.ingestion.service``.
 """
 
-from core.boot import STARTED  # first: the init clock starts before the heavy imports
+from core.runtime.boot import STARTED  # first: the init clock starts before the heavy imports
 
 # isort: split
 from core.ingestion.boot import boot_indexer

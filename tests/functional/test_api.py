@@ -137,7 +137,7 @@ def test_unhandled_error_is_a_500_with_the_error_body_and_no_stack_trace(client,
     def explode(self, values):
         raise RuntimeError("secret internal detail at /var/task/core/pipelines.py")
 
-    monkeypatch.setattr("core.pipelines.ServedPipeline.run", explode)
+    monkeypatch.setattr("core.pipelines.loader.ServedPipeline.run", explode)
     response = client.post("/query", json={"text": "json"})
     error = assert_error(response, 500, "internal_error")
     assert "secret internal detail" not in response.text
@@ -157,8 +157,8 @@ def test_openapi_lists_every_endpoint_with_typed_bodies(client):
 
 
 def test_ready_is_503_when_the_store_is_empty(make_client):
-    from core.embedded_store import EmbeddedDocumentStore
-    from core.store import LoadedStore
+    from core.store.base import LoadedStore
+    from core.store.embedded import EmbeddedDocumentStore
 
     empty = LoadedStore(store=EmbeddedDocumentStore(), manifest={"embedding_dim": 256}, source="empty")
     response = make_client(store=empty).get("/ready")

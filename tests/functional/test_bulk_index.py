@@ -9,7 +9,7 @@ from moto import mock_aws
 from core.ingestion import bulk
 from core.ingestion.pipeline import IndexingPipeline
 from core.ingestion.store_target import build_target
-from core.snapshot import read_snapshot
+from core.store.snapshot import read_snapshot
 from tests.ingestion_files import SAMPLES
 
 

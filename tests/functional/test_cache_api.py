@@ -1,9 +1,9 @@
 """The cache as callers see it: X-Cache, `cached`, Cache-Control, version and tenant separation (L1 here;
 the Redis tier is exercised against real servers in test_cache_redis.py)."""
 
-from core.runtime import build_runtime
-from core.schemas import QueryRequest
-from core.service import answer_query, run_cached
+from core.api.query import answer_query, run_cached
+from core.api.schemas import QueryRequest
+from core.runtime.container import build_runtime
 
 
 def test_second_identical_query_is_an_l1_hit_with_the_same_answer(client):

@@ -2,10 +2,10 @@
 
 from haystack import component
 
+from core.api.query import answer_query
+from core.api.schemas import QueryRequest
 from core.cache.embeddings import cache_text_embedders
-from core.runtime import build_runtime
-from core.schemas import QueryRequest
-from core.service import answer_query
+from core.runtime.container import build_runtime
 
 CALLS: list[str] = []
 
@@ -57,4 +57,4 @@ def test_ttl_zero_turns_embedding_caching_off(make_settings, small_store, tmp_pa
 
 def test_the_in_process_embedder_is_not_wrapped(make_settings, small_store):
     runtime = build_runtime(make_settings(), store=small_store)
-    assert cache_text_embedders(runtime.pipelines, runtime.cache, "hs", 86400) == []
+    assert cache_text_embedders({n: p.pipeline for n, p in runtime.pipelines.items()}, runtime.cache, "hs", 86400) == []

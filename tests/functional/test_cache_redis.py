@@ -75,8 +75,8 @@ def test_cluster_mode_spreads_entries_and_invalidates_on_every_primary(make_clie
 
 
 def test_invalidation_by_tenant_leaves_other_tenants(make_settings, small_store, redis_url, monkeypatch):
-    from core.runtime import build_runtime
-    from core.service import run_cached
+    from core.api.query import run_cached
+    from core.runtime.container import build_runtime
 
     runtime = build_runtime(make_settings(redis_url=redis_url), store=small_store)
     for tenant in ("acme", "globex"):
@@ -167,8 +167,8 @@ def test_cross_container_lock_computes_once(make_settings, redis_url):
 
 
 def test_snapstart_restore_reconnects_redis(make_settings, small_store, redis_url):
-    from core.runtime import build_runtime
-    from core.snapstart import after_restore
+    from core.runtime.container import build_runtime
+    from core.runtime.snapstart import after_restore
 
     runtime = build_runtime(make_settings(redis_url=redis_url), store=small_store)
     old_client = runtime.cache.l2.client

@@ -34,8 +34,8 @@ import pytest
 import schemathesis
 from schemathesis import checks
 
-from core.app import create_app
-from core.runtime import build_runtime
+from core.api.app import create_app
+from core.runtime.container import build_runtime
 
 MAX_EXAMPLES = 30
 SEED = 20261108

@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from fastapi import FastAPI
 from haystack.components.generators.chat import MockChatGenerator
 
-from core.generators import build_chat_generator
+from core.runtime.generators import build_chat_generator
 from tests.support import free_port
 
 

@@ -19,12 +19,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from core.embedding import DEFAULT_MODEL
+from core.components.wordllama import DEFAULT_MODEL
 from core.ingestion.embedded_target import SnapshotTarget
 from core.ingestion.runtime import build_indexer
 from core.observability import names
 from core.settings import Settings, load_settings
-from core.snapshot import decode_snapshot, snapshot_etag
+from core.store.snapshot import decode_snapshot, snapshot_etag
 from scripts.invoke import LambdaContext
 from tests.ingestion_files import SAMPLES, tiny_pdf
 

@@ -91,7 +91,7 @@ def test_bedrock_is_imported_only_when_chosen(small_snapshot, tmp_path):
 
 
 def test_a_layer_built_for_another_cpu_stops_init_with_one_line(tmp_path):
-    from core.boot import check_layer_architecture
+    from core.runtime.boot import check_layer_architecture
 
     (tmp_path / "haystack_serverless_layer.json").write_text('{"arch": "arm64", "python": "3.13"}')
     with pytest.raises(SystemExit) as stop:

@@ -17,10 +17,11 @@ from haystack.components.generators.chat import MockChatGenerator
 from haystack.dataclasses import ChatMessage
 from mangum import Mangum
 
-from core.app import create_app
+from core.api.app import create_app
+from core.aws import LAMBDA_FUNCTION_VERSION_ENV
 from core.observability import names
 from core.observability.logs import configure_logging
-from core.runtime import build_runtime
+from core.runtime.container import build_runtime
 from scripts.invoke import LambdaContext
 from tests.functional.test_generators import aws_credentials, bedrock_with_stubbed_client, converse_response  # noqa: F401
 from tests.functional.test_handler_events import load_event
@@ -45,7 +46,7 @@ def restore_logging():
 @pytest.fixture
 def observed(make_settings, small_store, restore_logging, monkeypatch):
     """``observed(**settings)`` → (TestClient, Lambda handler, runtime, log buffer), logging configured like boot."""
-    monkeypatch.setenv(names.FUNCTION_VERSION_ENV, "7")
+    monkeypatch.setenv(LAMBDA_FUNCTION_VERSION_ENV, "7")
 
     def factory(chat_generator_factory=None, **overrides):
         settings = make_settings(**overrides)

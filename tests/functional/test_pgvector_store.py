@@ -23,14 +23,13 @@ from haystack.document_stores.errors import DocumentStoreError
 from haystack.document_stores.types import DuplicatePolicy
 from moto import mock_aws
 
-from core.app import create_app
+from core.api.app import create_app
 from core.components.embedders import StaticTextEmbedder
-from core.ingestion.target import SourceRef
-from core.pgvector_store import PgvectorStore, connection_info, open_pgvector_store
-from core.runtime import build_runtime
+from core.runtime.container import build_runtime
+from core.runtime.snapstart import after_restore
 from core.settings import Settings, SettingsError, load_settings
-from core.snapstart import after_restore
-from core.store import StoreError, StoreUnavailableError, store_unavailable
+from core.store.base import SourceRef, StoreError, StoreUnavailableError, store_unavailable
+from core.store.pgvector import PgvectorStore, connection_info, open_pgvector_store
 from tests.postgres_server import PostgresServer, PostgresServerError
 from tests.support import free_port
 
@@ -598,17 +597,18 @@ def test_a_rejected_connection_string_is_never_echoed(clean_env, monkeypatch):
 def test_without_its_layer_pgvector_stops_init_with_one_line(make_settings, monkeypatch):
     import sys
 
-    from core.store import StoreError, load_store
+    from core.store.base import StoreError
+    from core.store.load import load_store
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as in the default deployment: no PgvectorLayer
-    monkeypatch.delitem(sys.modules, "core.pgvector_store", raising=False)
+    monkeypatch.delitem(sys.modules, "core.store.pgvector", raising=False)
     settings = make_settings(document_store="pgvector", pg_conn_str="host=127.0.0.1 port=1 dbname=x")
     with pytest.raises(StoreError, match="PgvectorLayer"):
         load_store(settings)
 
 
 def test_export_then_restore_returns_identical_retrieval_results(filled, embedder, tmp_path):
-    from core.recovery import export_store, read_version, restore_documents, verify
+    from core.store.recovery import export_store, read_version, restore_documents, verify
 
     queries = ["parse JSON text", "read a CSV file", "copy a directory tree"]
 

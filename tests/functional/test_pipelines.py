@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from core.app import create_app
-from core.pipelines import PipelineLoadError, load_pipeline_file, load_pipelines
-from core.runtime import build_runtime
+from core.api.app import create_app
+from core.pipelines.loader import PipelineLoadError, load_pipeline_file, load_pipelines
+from core.runtime.container import build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,15 +20,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from core.app import create_app
-from core.embedded_store import EmbeddedDocumentStore
+from core.api.app import create_app
 from core.observability.logs import CHATTY_LOGGERS, configure_logging
 from core.readiness import CHECKS, Context, prepare, run_checklist, run_checks
 from core.readiness.__main__ import main
 from core.readiness.base import evaluate
-from core.runtime import build_runtime
+from core.runtime.container import build_runtime
 from core.settings import Settings
-from core.store import LoadedStore
+from core.store.base import LoadedStore
+from core.store.embedded import EmbeddedDocumentStore
 from tests.redis_servers import RedisServer
 from tests.support import free_port
 

@@ -12,11 +12,11 @@ import pytest
 from haystack import Document
 from moto import mock_aws
 
-from core import recovery
-from core.indexing import build_documents
-from core.runtime import build_runtime
-from core.snapshot import SnapshotError, encode_snapshot, read_snapshot
-from core.store import LoadedStore
+from core.store import recovery
+from core.corpus.build import build_documents
+from core.runtime.container import build_runtime
+from core.store.base import LoadedStore
+from core.store.snapshot import SnapshotError, encode_snapshot, read_snapshot
 
 BUCKET = "haystack-store"
 KEY = "live/store.snapshot"
@@ -129,7 +129,7 @@ def test_a_restore_never_overwrites_a_commit_made_meanwhile(s3, documents):
 
 
 def test_restore_documents_makes_a_store_hold_exactly_the_snapshot(documents):
-    from core.embedded_store import EmbeddedDocumentStore
+    from core.store.embedded import EmbeddedDocumentStore
 
     store = EmbeddedDocumentStore.from_documents(documents[:40], MODEL)
     snapshot = encode_snapshot(documents[20:60], MODEL)

@@ -59,7 +59,7 @@ def test_secrets_fetched_at_run_time_are_scrubbed_too(make_settings):
     handlers, level = root.handlers[:], root.level
     try:
         configure_logging(make_settings(), stream=stream)
-        redaction.register(PG_PASSWORD)  # what core.pgvector_store does with the database secret
+        redaction.register(PG_PASSWORD)  # what core.store.pgvector does with the database secret
         logging.getLogger("core.test").warning(
             "dsn host=db user=app password=%s; url postgresql://app:%s@db/x", PG_PASSWORD, PG_PASSWORD
         )

@@ -14,12 +14,12 @@ from haystack import Document
 from mangum import Mangum
 from moto import mock_aws
 
-from core.app import create_app
+from core.api.app import create_app
 from core.components.embedders import StaticDocumentEmbedder
-from core.embedded_store import EmbeddedDocumentStore
 from core.observability import names
-from core.runtime import build_runtime
-from core.store import LoadedStore
+from core.runtime.container import build_runtime
+from core.store.base import LoadedStore
+from core.store.embedded import EmbeddedDocumentStore
 from scripts.invoke import LambdaContext
 from tests.functional.test_handler_events import load_event
 

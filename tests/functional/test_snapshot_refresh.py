@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from haystack import Document
 from moto import mock_aws
 
-from core.app import create_app
+from core.api.app import create_app
 from core.components.embedders import StaticDocumentEmbedder
-from core.embedding import DEFAULT_MODEL
+from core.components.wordllama import DEFAULT_MODEL
 from core.observability import names
-from core.runtime import build_runtime
-from core.snapshot import encode_snapshot
+from core.runtime.container import build_runtime
+from core.store.snapshot import encode_snapshot
 
 BUCKET = "index-bucket"
 URI = f"s3://{BUCKET}/store.snapshot"

@@ -6,9 +6,9 @@ import sys
 import pytest
 import snapshot_restore_py
 
-from core.app import create_app
-from core.runtime import build_runtime
-from core.snapstart import after_restore, before_snapshot, priming_events, register_hooks
+from core.api.app import create_app
+from core.runtime.container import build_runtime
+from core.runtime.snapstart import after_restore, before_snapshot, priming_events, register_hooks
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from mangum import Mangum
 from moto import mock_aws
 
 from core.components.embedders import StaticDocumentEmbedder, StaticTextEmbedder
-from core.embedded_store import EmbeddedDocumentStore
+from core.names import DEFAULT_TENANT
 from core.security import tenants
 from core.security.filters import FilterLimits, FilterPolicyError, with_tenant_filter
 from core.security.tenants import (
@@ -38,7 +38,7 @@ from core.security.tenants import (
     TenantRegistryUnavailableError,
     TenantUnknownError,
 )
-from core.service import DEFAULT_TENANT
+from core.store.embedded import EmbeddedDocumentStore
 from scripts.invoke import LambdaContext
 from tests.support import free_port
 

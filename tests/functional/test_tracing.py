@@ -20,11 +20,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from core.app import create_app
+from core.api.app import create_app
 from core.observability.otel import OtelTracing
 from core.observability.tracing import TracingError, build_tracing, enable_haystack_tracing
 from core.observability.xray import XRayTracing
-from core.runtime import build_runtime
+from core.runtime.container import build_runtime
 from scripts.invoke import LambdaContext
 from tests.functional.test_handler_events import load_event
 from tests.functional.test_init import ROOT, run_env, run_init

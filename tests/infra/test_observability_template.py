@@ -26,10 +26,11 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from haystack.components.generators.chat import MockChatGenerator
 from mangum import Mangum
 
-from core.app import create_app
+from core.api.app import create_app
+from core.aws import LAMBDA_FUNCTION_VERSION_ENV
 from core.observability import names
 from core.observability.logs import configure_logging
-from core.runtime import build_runtime
+from core.runtime.container import build_runtime
 from core.settings import Settings, load_settings
 from scripts.invoke import LambdaContext
 from tests.infra.sam import NO_VALUE, PSEUDO, Stack, translate
@@ -268,7 +269,7 @@ def emitted(template, small_snapshot, small_store) -> Emitted:
     with pytest.MonkeyPatch.context() as patch:
         for name in Settings.model_fields:
             patch.delenv(name.upper(), raising=False)
-        patch.setenv(names.FUNCTION_VERSION_ENV, VERSION)
+        patch.setenv(LAMBDA_FUNCTION_VERSION_ENV, VERSION)
         # Powertools' cold start flags (metrics and logger): another test may have used them up.
         patch.setattr("aws_lambda_powertools.metrics.provider.cold_start.is_cold_start", True)
         patch.setattr("aws_lambda_powertools.logging.logger.is_cold_start", True)

@@ -531,16 +531,16 @@ def _import_probe(package: Built, deployment: str, tmp_path: Path, probe: str) -
 
 PGVECTOR_PROBE = """
 import json, sys
-import core.pgvector_store, psycopg, pgvector.psycopg
+import core.store.pgvector, psycopg, pgvector.psycopg
 from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
 print(json.dumps({
-    "store": core.pgvector_store.__file__,
+    "store": core.store.pgvector.__file__,
     "integration": sys.modules["haystack_integrations.document_stores.pgvector"].__file__,
     "psycopg": psycopg.__file__,
     "adapter": pgvector.psycopg.__file__,
     "impl": psycopg.pq.__impl__,
     "libpq": psycopg.pq.version(),
-    "subclass": issubclass(core.pgvector_store.PgvectorStore, PgvectorDocumentStore),
+    "subclass": issubclass(core.store.pgvector.PgvectorStore, PgvectorDocumentStore),
 }))
 """
 
@@ -565,7 +565,7 @@ def test_stacked_layers_import_the_pgvector_store(package, tmp_path):
 @built
 def test_default_layers_do_not_carry_the_pgvector_store(package, tmp_path):
     # Function + app + numeric: the pgvector store's dependencies are not there (they come with its layer).
-    result = _import_probe(package, "default", tmp_path, "import core.pgvector_store")
+    result = _import_probe(package, "default", tmp_path, "import core.store.pgvector")
     assert result.returncode != 0
     assert "ModuleNotFoundError: No module named 'psycopg'" in result.stderr
 
@@ -600,7 +600,7 @@ def test_each_deployment_has_its_layers_and_verify_run():
     # The trace still imports the pgvector modules (so their distributions stay); the artifact's check
     # imports them only with the pgvector layer stacked, and everything else in both stacks.
     pgvector_imports = set(PART_IMPORTS["pgvector"])
-    assert {"core.pgvector_store", "psycopg"} <= pgvector_imports <= set(CONFIGURED_IMPORTS)
+    assert {"core.store.pgvector", "psycopg"} <= pgvector_imports <= set(CONFIGURED_IMPORTS)
     plan = verify_plan()
     assert set(plan) == set(DEPLOYMENTS)
     assert plan["default"]["modes"] == TRACE_MODES

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode
 
+from core.api.middleware import host_allowed
 from core.deploy.hooks import SMOKE_API_KEY_ID, SMOKE_HOST
-from core.middleware import host_allowed
 from core.security.tenants import Identity, SsmTenantSource, TenantRecord
 from core.settings import Settings, load_settings
 from tests.infra.sam import Stack, samconfig_overrides, translate
@@ -418,7 +418,7 @@ def test_smoke_tenant_record_matches_the_key_id_the_hook_sends(deployed, transla
 
 
 def _host_allowed(host: str, patterns: list[str]) -> bool:
-    """The app's own check (core.middleware.host_allowed) on a request to ``host``."""
+    """The app's own check (core.api.middleware.host_allowed) on a request to ``host``."""
     return host_allowed({"type": "http", "headers": [(b"host", host.encode())]}, patterns)
 
 

@@ -1,7 +1,7 @@
 """The default corpus: standard library docs rendered by pydoc, deterministic, no side effects."""
 
-from core.corpus import SKIPPED_MODULES, clean_pydoc, render_module, stdlib_modules
-from core.indexing import unique_chunks
+from core.corpus.build import unique_chunks
+from core.corpus.pydoc import SKIPPED_MODULES, clean_pydoc, render_module, stdlib_modules
 
 
 def test_module_list_is_sorted_public_and_skips_side_effects():

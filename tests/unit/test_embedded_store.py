@@ -7,7 +7,7 @@ from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DuplicatePolicy
 
-from core.embedded_store import EmbeddedDocumentStore
+from core.store.embedded import EmbeddedDocumentStore
 
 
 def unit(*values: float) -> list[float]:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from core.components.embedders import StaticDocumentEmbedder, StaticTextEmbedder
-from core.embedding import StaticEmbeddingModel
+from core.components.wordllama import StaticEmbeddingModel
 
 
 def test_embeddings_are_unit_vectors_of_the_model_dimension():

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from core.ingestion.events import DEFAULT_TENANT, MalformedMessageError, is_test_event, parse_message, tenant_of
-from core.service import DEFAULT_TENANT as API_DEFAULT_TENANT
+from core.ingestion.events import MalformedMessageError, is_test_event, parse_message, tenant_of
+from core.names import DEFAULT_TENANT
 
 
 def body(*records: dict) -> str:
@@ -92,7 +92,3 @@ def test_malformed_messages_are_refused(text):
 )
 def test_the_tenant_rule(key, prefix, tenant):
     assert tenant_of(key, prefix) == tenant
-
-
-def test_the_default_tenant_is_the_apis():
-    assert DEFAULT_TENANT == API_DEFAULT_TENANT

@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from core.components.converters import html_to_text
-from core.indexing import SPLIT_OVERLAP, SPLIT_WORDS
+from core.corpus.build import SPLIT_OVERLAP, SPLIT_WORDS
 from core.ingestion.pipeline import ConversionError, IndexingPipeline, UnsupportedTypeError, chunk_id
-from core.ingestion.target import SourceRef
-from core.pipelines import PipelineLoadError, load_pipelines
+from core.pipelines.loader import PipelineLoadError, load_pipelines
+from core.store.base import SourceRef
 from tests.ingestion_files import SAMPLES, tiny_pdf
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ from haystack import Document
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from moto import mock_aws
 
-from core.embedding import DEFAULT_MODEL
+from core.components.wordllama import DEFAULT_MODEL
 from core.ingestion.embedded_target import Change, SnapshotTarget, apply_changes
 from core.ingestion.store_target import DocumentStoreTarget
-from core.ingestion.target import SourceRef
-from core.snapshot import (
+from core.store.base import SourceRef
+from core.store.snapshot import (
     SnapshotConflictError,
     SnapshotError,
     decode_snapshot,

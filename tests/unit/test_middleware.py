@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.middleware import request_id_from_scope
+from core.api.middleware import request_id_from_scope
 
 
 def scope(request_id=None, header=None) -> dict:

@@ -2,8 +2,7 @@
 
 import json
 
-from core.generators import CheckResult
-from core.readiness.base import Check, Context, evaluate, ready
+from core.readiness.base import Check, CheckResult, Context, evaluate, ready
 from core.readiness.report import ASCII_SYMBOLS, SYMBOLS, as_json, render_json, render_text, symbols_for
 
 CONTEXT = Context(settings=None, environ={})

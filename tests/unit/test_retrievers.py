@@ -6,7 +6,7 @@ from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMe
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from core.components.retrievers import EmbeddingRetriever, KeywordRetriever, StoreNotConfiguredError
-from core.embedded_store import EmbeddedDocumentStore
+from core.store.embedded import EmbeddedDocumentStore
 
 DOCS = [
     Document(content="json.loads parses JSON", meta={"module": "json"}, embedding=[1.0, 0.0]),

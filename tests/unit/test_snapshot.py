@@ -9,7 +9,8 @@ import pytest
 from haystack import Document
 from moto import mock_aws
 
-from core.snapshot import (
+from core.store.load import memory_store_from_snapshot
+from core.store.snapshot import (
     SnapshotError,
     decode_snapshot,
     encode_snapshot,
@@ -17,7 +18,6 @@ from core.snapshot import (
     verify_snapshot,
     write_snapshot,
 )
-from core.store import memory_store_from_snapshot
 
 
 def documents() -> list[Document]:

@@ -6,7 +6,7 @@ import pytest
 from haystack import Document
 from haystack.utils.filters import document_matches_filter
 
-from core.schemas import QueryRequest
+from core.api.schemas import QueryRequest
 from core.security.filters import (
     DEFAULT_LIMITS,
     TENANT_FIELD,

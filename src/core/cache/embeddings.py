@@ -11,13 +11,14 @@ in-process ``StaticTextEmbedder``: 0.3 ms, less than a Redis round trip) says so
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from haystack import Pipeline
 from haystack.core.serialization import component_to_dict
 
 from core.cache.keys import digest, result_key
 from core.cache.tiered import TieredCache
-from core.pipelines import ServedPipeline
 
 SHARED_TENANT = "shared"
 
@@ -29,20 +30,23 @@ def _is_text_embedder(instance: Any) -> bool:
 
 
 def cache_text_embedders(
-    pipelines: dict[str, ServedPipeline], cache: TieredCache, namespace: str, ttl_s: int
+    pipelines: Mapping[str, Pipeline], cache: TieredCache, namespace: str, ttl_s: int
 ) -> list[str]:
-    """Route every text embedder's ``run(text=...)`` through the cache; returns ``pipeline.component`` names."""
+    """Route every text embedder's ``run(text=...)`` through the cache; returns ``pipeline.component`` names.
+
+    ``pipelines`` maps each served pipeline's name to its Haystack ``Pipeline``.
+    """
     if ttl_s <= 0:
         return []
     wrapped = []
-    for served in pipelines.values():
-        for name, instance in served.pipeline.walk():
+    for pipeline_name, pipeline in pipelines.items():
+        for name, instance in pipeline.walk():
             if not _is_text_embedder(instance) or not getattr(instance, "cache_outputs", True):
                 continue
             # Type and configuration: another model, another key.
             identity = digest(component_to_dict(instance, name))[:16]
             instance.run = _cached_run(instance.run, cache, namespace, identity, ttl_s)
-            wrapped.append(f"{served.name}.{name}")
+            wrapped.append(f"{pipeline_name}.{name}")
     return wrapped
 
 

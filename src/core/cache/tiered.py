@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 from core.cache.breaker import CircuitBreaker
 from core.cache.memory import MemoryCache
+from core.observability.names import BYPASS, HIT_L1, HIT_L2, MISS
 
-HIT_L1, HIT_L2, MISS, BYPASS = "HIT-L1", "HIT-L2", "MISS", "BYPASS"
+__all__ = ["BYPASS", "HIT_L1", "HIT_L2", "MISS", "TieredCache"]
+
 POLL_S = 0.025
 
 

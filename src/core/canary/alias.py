@@ -19,6 +19,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from core.aws import error_code
+
 # Lambda's answers to a write that lost a race: a stale RevisionId (412), or an update in progress (409).
 CONFLICT_CODES = frozenset({"PreconditionFailedException", "ResourceConflictException"})
 FULL = 100.0
@@ -119,11 +121,10 @@ class Alias:
                 RevisionId=expected.revision,
             )
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") not in CONFLICT_CODES:
+            if error_code(exc) not in CONFLICT_CODES:
                 raise
             raise ConcurrentChange(
                 f"alias {self.name} changed by someone else during the write "
-                f"({error.get('Code')}: {error.get('Message', '')}); it was not overwritten"
+                f"({error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}); it was not overwritten"
             ) from exc
         return AliasState.from_response(response)

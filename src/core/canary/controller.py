@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.aws import error_code
 from core.canary.alias import FULL, Alias, AliasState, ConcurrentChange
 from core.canary.config import Outcome, Plan
 from core.canary.decisions import DecisionLog
@@ -229,7 +230,7 @@ def init(
     try:
         existing = Alias(lambda_client, function, alias_name).read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        if error_code(exc) != "ResourceNotFoundException":
             log.record(clock(), "error", reason=f"AWS API error: {exc}")
             return Outcome.USAGE
     except BotoCoreError as exc:

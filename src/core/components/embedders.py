@@ -1,4 +1,4 @@
-"""Haystack embedder components backed by ``core.embedding.StaticEmbeddingModel`` (offline).
+"""Haystack embedder components backed by ``core.components.wordllama.StaticEmbeddingModel`` (offline).
 
 Example (YAML):
     text_embedder:
@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from haystack import Document, component, default_to_dict
 
-from core.embedding import DEFAULT_MODEL, StaticEmbeddingModel
+from core.components.wordllama import DEFAULT_MODEL, StaticEmbeddingModel
 
 # One loaded model per name per process: pipelines and the indexer share it.
 _MODELS: dict[str, StaticEmbeddingModel] = {}

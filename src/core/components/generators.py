@@ -6,8 +6,8 @@ In YAML the slot carries only generation options::
       type: core.components.generators.ConfiguredChatGenerator
       init_parameters: {generation_kwargs: {maxTokens: 512}}
 
-The pipeline loader (``core.pipelines``) hands it the backend chosen by ``GENERATOR``
-(``core.generators.build_chat_generator``). Without a backend the slot reports itself unavailable
+The pipeline loader (``core.pipelines.loader``) hands it the backend chosen by ``GENERATOR``
+(``core.runtime.generators.build_chat_generator``). Without a backend the slot reports itself unavailable
 at warm-up, and the pipeline is listed but not runnable.
 """
 

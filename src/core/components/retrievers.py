@@ -2,7 +2,7 @@
 
 They have the inputs, outputs and filter handling of Haystack's ``InMemoryBM25Retriever`` and
 ``InMemoryEmbeddingRetriever``, and call the store's ``bm25_retrieval`` / ``embedding_retrieval``
-(``core.embedded_store.EmbeddedDocumentStore`` or Haystack's ``InMemoryDocumentStore``). Pipeline YAML
+(``core.store.embedded.EmbeddedDocumentStore`` or Haystack's ``InMemoryDocumentStore``). Pipeline YAML
 names no store: the pipeline loader hands them the configured one.
 
 Example (YAML):

@@ -28,6 +28,7 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from core.aws import error_code
 from core.deploy.smoke import Deadline, Invoke, default_smoke_dir, load_cases, run_cases, with_identity
 
 logger = Logger(child=True)
@@ -138,7 +139,7 @@ def report(codedeploy: Any, execution: tuple[str, str], status: Verdict) -> None
             deploymentId=deployment_id, lifecycleEventHookExecutionId=execution_id, status=status
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "LifecycleEventAlreadyCompletedException":
+        if error_code(exc) != "LifecycleEventAlreadyCompletedException":
             raise
         logger.warning("verdict already delivered", extra={"deployment_id": deployment_id})
         return

@@ -7,7 +7,7 @@ import time
 
 from core.ingestion.runtime import IndexerRuntime, build_indexer
 from core.observability.logs import configure_logging
-from core.pipelines import PipelineLoadError
+from core.pipelines.loader import PipelineLoadError
 from core.settings import SettingsError, load_settings
 
 logger = logging.getLogger("core.init")

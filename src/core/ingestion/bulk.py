@@ -28,14 +28,15 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.aws import is_s3_uri, split_s3
 from core.ingestion.embedded_target import Change, SnapshotTarget
 from core.ingestion.events import tenant_of
 from core.ingestion.pipeline import ConversionError, IndexingPipeline, UnsupportedTypeError
 from core.ingestion.store_target import build_target
-from core.ingestion.target import IndexTarget, SourceRef
-from core.pipelines import PipelineLoadError
+from core.pipelines.loader import PipelineLoadError
 from core.settings import Settings, SettingsError, load_settings
-from core.snapshot import SnapshotError
+from core.store.base import IndexTarget, SourceRef
+from core.store.snapshot import SnapshotError
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def s3_files(uri: str, s3: Any = None) -> list[SourceFile]:
     import boto3  # noqa: PLC0415 - only S3 sources pay for boto3
 
     s3 = s3 or boto3.client("s3")
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    bucket, prefix = split_s3(uri)
     files = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, PipelineLoadError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.source.startswith("s3://"):
+    if is_s3_uri(args.source):
         files = s3_files(args.source)
     elif Path(args.source).is_dir():
         files = local_files(Path(args.source))

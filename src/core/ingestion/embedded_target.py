@@ -31,9 +31,9 @@ from typing import Any
 
 from haystack import Document
 
-from core.embedded_store import build_index
-from core.ingestion.target import META_BUCKET, META_KEY, SourceRef
-from core.snapshot import (
+from core.store.base import META_BUCKET, META_KEY, SourceRef
+from core.store.embedded import build_index
+from core.store.snapshot import (
     SnapshotConflictError,
     SnapshotError,
     decode_snapshot,

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-DEFAULT_TENANT = "default"  # the same as core.service.DEFAULT_TENANT (a unit test keeps them equal)
+from core.names import DEFAULT_TENANT
+
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TEST_EVENT = "s3:TestEvent"
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from core.aws import error_code
+
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 
 
@@ -60,7 +62,7 @@ class CurrentObject:
 
 
 def _missing(exc: ClientError) -> bool:
-    return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING
+    return error_code(exc) in _MISSING
 
 
 class ObjectReader:

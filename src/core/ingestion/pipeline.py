@@ -29,8 +29,8 @@ from haystack.components.routers import FileTypeRouter
 from haystack.dataclasses import ByteStream
 
 from core.components.embedders import StaticDocumentEmbedder
-from core.ingestion.target import SourceRef
-from core.pipelines import PipelineLoadError, load_pipeline_file
+from core.pipelines.loader import PipelineLoadError, load_pipeline_file
+from core.store.base import SourceRef
 
 # Extensions the standard library's mimetypes table may not know on every system.
 EXTENSION_TYPES = {

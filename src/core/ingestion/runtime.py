@@ -20,9 +20,9 @@ from core.ingestion.objects import ObjectReader
 from core.ingestion.pipeline import IndexingPipeline
 from core.ingestion.service import Ingestor
 from core.ingestion.store_target import build_target
-from core.ingestion.target import IndexTarget
 from core.ingestion.telemetry import IndexerTelemetry
 from core.settings import Settings
+from core.store.base import IndexTarget
 
 
 @dataclass
@@ -83,7 +83,7 @@ def build_indexer(
     """Build the indexer; ``s3``, ``target`` and ``ledger`` let tests supply their own.
 
     Raises:
-        core.pipelines.PipelineLoadError: The indexing pipeline is invalid or cannot warm up.
+        core.pipelines.loader.PipelineLoadError: The indexing pipeline is invalid or cannot warm up.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()

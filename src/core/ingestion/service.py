@@ -35,8 +35,8 @@ from core.ingestion.events import ObjectEvent, is_test_event, parse_message, ten
 from core.ingestion.ledger import Ledger
 from core.ingestion.objects import ObjectReader
 from core.ingestion.pipeline import IndexingPipeline
-from core.ingestion.target import IndexTarget, SourceRef
 from core.ingestion.telemetry import DELETED, FAILED, INDEXED, SKIPPED, IndexerTelemetry, ObjectOutcome
+from core.store.base import IndexTarget, SourceRef
 
 logger = logging.getLogger("core.ingestion")
 

@@ -15,8 +15,8 @@ from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
 from core.ingestion.embedded_target import SnapshotTarget
-from core.ingestion.target import META_BUCKET, META_KEY, IndexTarget, SourceRef
 from core.settings import Settings
+from core.store.base import META_BUCKET, META_KEY, IndexTarget, SourceRef
 
 
 class DocumentStoreTarget:
@@ -55,7 +55,7 @@ def build_target(settings: Settings, embedding_model: str) -> IndexTarget:
     """The index target of ``DOCUMENT_STORE``."""
     if settings.document_store == "memory":
         return SnapshotTarget(settings.store_snapshot_uri, embedding_model, retries=settings.snapshot_commit_retries)
-    from core.store import load_store  # noqa: PLC0415 - only other stores are loaded by the indexer
+    from core.store.load import load_store  # noqa: PLC0415 - only other stores are loaded by the indexer
 
     store = load_store(settings).store
     if callable(getattr(store, "replace_source", None)) and callable(getattr(store, "delete_source", None)):

@@ -59,8 +59,7 @@ class IndexerTelemetry:
     def __init__(self, settings: Settings) -> None:
         self.namespace = settings.powertools_metrics_namespace
         self.service = settings.powertools_service_name
-        explicit = "powertools_metrics_disabled" in settings.model_fields_set
-        self.enabled = not settings.powertools_metrics_disabled and (explicit or not settings.powertools_dev)
+        self.enabled = settings.metrics_enabled
         self.pretty = settings.powertools_dev
         self.counts: Counter[str] = Counter()
         self.commit_ms: list[float] = []

@@ -48,7 +48,7 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> Logg
         level=settings.log_level,
         stream=stream,
         json_serializer=serializer,
-        name="%(name)s",  # the emitting logger (core.app, haystack.core.pipeline, …)
+        name="%(name)s",  # the emitting logger (core.api.app, haystack.core.pipeline, …)
         log_record_order=["level", "message", "name", "timestamp"],
     )
     # The Powertools logger writes through its own handler; everyone else reaches it through root.

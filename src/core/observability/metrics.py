@@ -19,15 +19,16 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from core.cache.tiered import HIT_L1, HIT_L2, MISS
+from core.aws import LAMBDA_FUNCTION_VERSION_ENV
 from core.observability import names
 from core.observability.context import RequestRecord
+from core.observability.names import HIT_L1, HIT_L2, MISS
 from core.settings import Settings
 
 
 def function_version() -> str:
     """The Lambda version serving this container (``"7"``, ``"$LATEST"``), or ``local`` outside Lambda."""
-    return os.environ.get(names.FUNCTION_VERSION_ENV) or names.LOCAL_VERSION
+    return os.environ.get(LAMBDA_FUNCTION_VERSION_ENV) or names.LOCAL_VERSION
 
 
 class ServiceMetrics:
@@ -44,9 +45,7 @@ class ServiceMetrics:
         self.namespace = settings.powertools_metrics_namespace
         self.service = settings.powertools_service_name
         self.pretty = settings.powertools_dev
-        # Powertools mutes metrics in dev mode unless POWERTOOLS_METRICS_DISABLED is set (to false) explicitly.
-        explicit = "powertools_metrics_disabled" in settings.model_fields_set
-        self.enabled = not settings.powertools_metrics_disabled and (explicit or not settings.powertools_dev)
+        self.enabled = settings.metrics_enabled
         # Powertools' Metrics share one document per process: a new container-level instance starts it afresh.
         self.metrics = Metrics(namespace=self.namespace, service=self.service)
         self.metrics.clear_default_dimensions()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Final
 
 # Lambda sets this for every published version ("7") and for "$LATEST"; unset outside Lambda.
-FUNCTION_VERSION_ENV: Final = "AWS_LAMBDA_FUNCTION_VERSION"
 LOCAL_VERSION: Final = "local"
 
 # Dimension names. A request-level metric carries (service, version); a pipeline metric adds pipeline.
@@ -27,6 +26,12 @@ ERRORS_5XX: Final = "Errors5xx"
 CACHE_HITS: Final = "CacheHits"
 CACHE_MISSES: Final = "CacheMisses"
 CACHE_ERRORS: Final = "CacheErrors"
+
+# How the cache served a request (the X-Cache header; CacheHits/CacheMisses count them).
+HIT_L1: Final = "HIT-L1"
+HIT_L2: Final = "HIT-L2"
+MISS: Final = "MISS"
+BYPASS: Final = "BYPASS"
 
 # Pipeline metrics: one EMF document per pipeline run (not for cache hits), dimensions PIPELINE_DIMENSIONS.
 PIPELINE_LATENCY: Final = "PipelineLatency"
@@ -51,7 +56,7 @@ OBJECTS_FAILED: Final = "ObjectsFailed"  # records reported in batchItemFailures
 SNAPSHOT_CONFLICTS: Final = "SnapshotConflicts"  # conditional snapshot writes lost to another writer
 SNAPSHOT_COMMIT_LATENCY: Final = "SnapshotCommitLatency"
 
-# Query-side snapshot refresh (core.refresh): its own document when it happens, dimensions REQUEST_DIMENSIONS.
+# Query-side snapshot refresh (core.store.refresh): its own document when it happens, dimensions REQUEST_DIMENSIONS.
 SNAPSHOT_REFRESHES: Final = "SnapshotRefreshes"
 SNAPSHOT_REFRESH_FAILURES: Final = "SnapshotRefreshFailures"
 

@@ -15,7 +15,7 @@ from typing import Any
 from haystack_integrations.tracing.opentelemetry import OpenTelemetryTracer
 from opentelemetry import trace
 
-from core.observability.tracing import TracingError
+from core.observability.exceptions import TracingError
 from core.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """The per-container telemetry: metrics, tracing, log level sampling and the audit line of each request.
 
-``build_telemetry`` runs inside ``core.runtime.build_runtime``; ``core.boot`` adds the Powertools
+``build_telemetry`` runs inside ``core.runtime.container.build_runtime``; ``core.runtime.boot`` adds the Powertools
 logger (``configure_logging``) first, so that init itself logs JSON. The middleware calls
 ``start``/``finish`` around each request; ``lambda_handler`` wraps the Lambda entry point with
 Powertools' decorators (context keys, cold start, metric flush) and the tracing backend's.
@@ -16,10 +16,10 @@ from typing import Any
 
 from haystack import tracing as haystack_tracing
 
-from core.cache.tiered import HIT_L1, HIT_L2
 from core.observability.context import RequestRecord
 from core.observability.logs import AUDIT_LOGGER, LevelSampler, fingerprint
 from core.observability.metrics import ServiceMetrics
+from core.observability.names import HIT_L1, HIT_L2
 from core.observability.tracing import Tracing, build_tracing
 from core.settings import Settings
 
@@ -36,7 +36,7 @@ class Telemetry:
     metrics: ServiceMetrics
     tracing: Tracing
     sampler: LevelSampler
-    logger: Any = None  # the Powertools Logger, once core.boot configured logging
+    logger: Any = None  # the Powertools Logger, once core.runtime.boot configured logging
     muted: bool = False  # no audit line, no metrics (SnapStart priming is not traffic)
 
     def start(self, record: RequestRecord) -> None:
@@ -128,7 +128,7 @@ class Telemetry:
 
 
 def build_telemetry(settings: Settings) -> Telemetry:
-    """Metrics and the tracing backend for ``settings``; the logger is attached by ``core.boot``.
+    """Metrics and the tracing backend for ``settings``; the logger is attached by ``core.runtime.boot``.
 
     Raises:
         core.observability.tracing.TracingError: The tracing backend cannot run here.

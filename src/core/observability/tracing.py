@@ -21,7 +21,10 @@ from typing import Any, Protocol
 
 from haystack import tracing as haystack_tracing
 
+from core.observability.exceptions import TracingError
 from core.settings import Settings
+
+__all__ = ["ContentGuard", "NoTracing", "Tracing", "TracingError", "build_tracing", "enable_haystack_tracing"]
 
 # Tags that carry user content: queries, documents, answers.
 CONTENT_TAGS = frozenset(
@@ -82,10 +85,6 @@ class ContentGuard(haystack_tracing.Tracer):
         """The backend's current span, guarded."""
         span = self.inner.current_span()
         return GuardedSpan(span) if span is not None else None
-
-
-class TracingError(RuntimeError):
-    """The chosen backend cannot run here (e.g. ``otel`` without a configured tracer provider)."""
 
 
 class Tracing(Protocol):

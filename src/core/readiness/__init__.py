@@ -6,8 +6,7 @@
 - ``checklist``: the one list (``CHECKS``) and its runners; ``report``: text and JSON; ``__main__``: the CLI.
 """
 
-from core.generators import CheckResult
-from core.readiness.base import Check, Context, ready
+from core.readiness.base import Check, CheckResult, Context, ready
 from core.readiness.checklist import CHECKS, prepare, run_checklist, run_checks
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Context", "prepare", "ready", "run_checklist", "run_checks"]

@@ -1,7 +1,7 @@
 """``python -m core.readiness [--json]``: the production readiness checklist, from this environment.
 
 Reads the settings from the environment as Lambda init does, configures logging and builds the runtime
-as ``core.boot`` does, catching each failure; then runs every check for the enabled features and prints
+as ``core.runtime.boot`` does, catching each failure; then runs every check for the enabled features and prints
 ✓ / ⚠ / ✗ with details and recommendations (``--json``: the same as JSON). The log lines init writes
 are kept out of the report unless ``--logs`` sends them to stderr.
 Exit status: 1 on any critical failure (✗), else 0 (warnings included); 2 for a usage error.

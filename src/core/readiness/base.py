@@ -12,16 +12,50 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from core.generators import CheckResult
+from core.aws import on_lambda
+from core.errors import one_line
+
+__all__ = ["Check", "CheckResult", "Context", "evaluate", "failure", "one_line", "ready", "warning"]
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from core.runtime.container import Runtime
     from core.settings import Settings
 
 # Set by Lambda in every execution environment; unset elsewhere.
-LAMBDA_FUNCTION_NAME_ENV = "AWS_LAMBDA_FUNCTION_NAME"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of one readiness check: ✓ (``ok``), ⚠ (``ok`` with ``warning``) or ✗ (not ``ok``).
+
+    A check reports a failure as ``ok=False``; ``core.readiness`` turns the failures of non-critical
+    checks into warnings, so in a finished report ``ok=False`` means a critical failure (``/ready`` 503).
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    warning: bool = False
+    recommendation: str | None = None
+
+    @property
+    def severity(self) -> str:
+        """``ok``, ``warning`` or ``critical``."""
+        if not self.ok:
+            return "critical"
+        return "warning" if self.warning else "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``/ready`` and ``python -m core.readiness --json``."""
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "severity": self.severity,
+            "detail": self.detail,
+            "recommendation": self.recommendation,
+        }
 
 
 @dataclass
@@ -43,7 +77,7 @@ class Context:
     @property
     def on_lambda(self) -> bool:
         """Whether this process runs in a Lambda execution environment."""
-        return bool(self.environ.get(LAMBDA_FUNCTION_NAME_ENV))
+        return on_lambda(self.environ)
 
 
 Outcome = CheckResult | list[CheckResult] | None
@@ -88,12 +122,6 @@ def _finish(check: Check, result: CheckResult) -> CheckResult:
     if result.severity != "ok" and result.recommendation is None:
         result = dataclasses.replace(result, recommendation=check.recommendation)
     return result
-
-
-def one_line(exc: BaseException) -> str:
-    """``TypeName: message`` on one line (a report line, never a traceback)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def warning(name: str, detail: str, recommendation: str) -> CheckResult:

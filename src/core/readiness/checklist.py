@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING
 
-from core.generators import CheckResult
-from core.readiness.base import Check, Context, evaluate
+from core.readiness.base import Check, CheckResult, Context, evaluate
 from core.readiness.configuration import check_configuration, check_dependencies, check_logging, check_tracing
 from core.readiness.connectivity import (
     check_cache,
@@ -32,7 +31,7 @@ from core.readiness.connectivity import (
 )
 
 if TYPE_CHECKING:
-    from core.runtime import Runtime
+    from core.runtime.container import Runtime
 
 CHECKS: tuple[Check, ...] = (
     Check(
@@ -51,7 +50,7 @@ CHECKS: tuple[Check, ...] = (
         "logging",
         check_logging,
         critical=False,
-        recommendation="call core.observability.logs.configure_logging(settings) at init, as core.boot does",
+        recommendation="call core.observability.logs.configure_logging(settings) at init, as core.runtime.boot does",
     ),
     Check("tracing", check_tracing, critical=True, recommendation="fix TRACING_BACKEND or what it needs"),
     Check("init", check_init, critical=True, recommendation="fix the cause named: Lambda init would stop the same way"),
@@ -107,7 +106,7 @@ def run_checks(runtime: Runtime) -> list[CheckResult]:
 
 
 def prepare(environ: Mapping[str, str] | None = None, *, log_stream: IO[str] | None = None) -> Context:
-    """Do what Lambda init does (``core.boot``), catching each failure: settings → logging → runtime.
+    """Do what Lambda init does (``core.runtime.boot``), catching each failure: settings → logging → runtime.
 
     Args:
         environ: Platform variables the checks read (default: ``os.environ``). Settings always come
@@ -115,7 +114,7 @@ def prepare(environ: Mapping[str, str] | None = None, *, log_stream: IO[str] | N
         log_stream: Where the configured logging writes (the CLI passes stderr: stdout is the report).
     """
     from core.observability.logs import configure_logging  # noqa: PLC0415 - heavy: the CLI only
-    from core.runtime import build_runtime  # noqa: PLC0415
+    from core.runtime.container import build_runtime  # noqa: PLC0415
     from core.settings import SettingsError, load_settings  # noqa: PLC0415
 
     context = Context(settings=None) if environ is None else Context(settings=None, environ=environ)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.generators import CheckResult
-from core.readiness.base import LAMBDA_FUNCTION_NAME_ENV, Context, failure, one_line, warning
+from core.aws import LAMBDA_FUNCTION_NAME_ENV, is_s3_uri
+from core.errors import one_line
+from core.readiness.base import CheckResult, Context, failure, warning
 from core.settings import Settings
 
 XRAY_DAEMON_ENV = "AWS_XRAY_DAEMON_ADDRESS"  # set by Lambda when the function has Tracing: Active
@@ -38,12 +39,6 @@ def is_serverless_elasticache(url: str) -> bool:
     """Whether the URL names an ElastiCache Serverless endpoint (``*.serverless.*.cache.amazonaws.com``)."""
     host = urlsplit(url).hostname or ""
     return host.endswith(".cache.amazonaws.com") and ".serverless." in host
-
-
-def metrics_enabled(settings: Settings) -> bool:
-    """Whether EMF metrics are written: the rule of ``core.observability.metrics.ServiceMetrics``."""
-    explicit = "powertools_metrics_disabled" in settings.model_fields_set
-    return not settings.powertools_metrics_disabled and (explicit or not settings.powertools_dev)
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -221,7 +216,7 @@ def _metrics(s: Settings, context: Context) -> CheckResult | None:
     ✗ on Lambda: the canary alarms read ``Errors5xx`` and ``Latency`` of the new version; without data
     they stay OK (``TreatMissingData: notBreaching``) and a broken version is promoted. ⚠ elsewhere.
     """
-    if metrics_enabled(s):
+    if s.metrics_enabled:
         return None
     why = "POWERTOOLS_METRICS_DISABLED=true" if s.powertools_metrics_disabled else "POWERTOOLS_DEV=true mutes them"
     detail = f"no EMF metrics ({why})"
@@ -336,7 +331,9 @@ BASE = (
     Requirement("bm25s", "bm25s"),
     Requirement("safetensors", "safetensors"),
     Requirement("tokenizers", "tokenizers"),
-    Requirement("wordllama", "wordllama", find_only=True),  # its import configures logging: core.embedding avoids it
+    Requirement(
+        "wordllama", "wordllama", find_only=True
+    ),  # its import configures logging: core.components.wordllama avoids it
     Requirement("aws_lambda_powertools", "aws-lambda-powertools"),
 )
 BOTO3 = Requirement("boto3", "boto3")
@@ -377,7 +374,7 @@ def enabled_features(context: Context) -> list[str]:
         features.append("REDIS_URL")
         if values["redis_auth_secret"]:
             features.append("REDIS_AUTH_SECRET")
-    if values["store_snapshot_uri"].startswith("s3://"):
+    if is_s3_uri(values["store_snapshot_uri"]):
         features.append("s3 snapshot")
     if values["generator"] in {"bedrock", "openai"}:
         features.append(f"GENERATOR={values['generator']}")
@@ -405,9 +402,9 @@ def _version(distribution: str) -> str:
 
 
 def _layer_architecture() -> str | None:
-    """``None`` when every bundled layer was built for this CPU (``core.boot``'s check); else its message."""
+    """``None`` when every bundled layer was built for this CPU (``core.runtime.boot``'s check); else its message."""
     try:
-        from core.boot import check_layer_architecture  # noqa: PLC0415 - core.boot runs the check at import
+        from core.runtime.boot import check_layer_architecture  # noqa: PLC0415 - core.runtime.boot runs the check at import
 
         check_layer_architecture()
     except SystemExit as exc:
@@ -447,7 +444,7 @@ def check_dependencies(context: Context) -> CheckResult:
 
 
 def check_logging(context: Context) -> CheckResult | None:
-    """The root logger writes Powertools JSON at ``LOG_LEVEL``, as ``core.boot`` configures it at init.
+    """The root logger writes Powertools JSON at ``LOG_LEVEL``, as ``core.runtime.boot`` configures it at init.
 
     Not critical: without it the service answers correctly, but its lines are plain text that the
     saved Logs Insights queries and the dashboard's audit widget cannot read.

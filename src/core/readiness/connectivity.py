@@ -11,9 +11,11 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from core.generators import CheckResult, check_generator
-from core.readiness.base import Context, failure, one_line
+from core.aws import error_code, is_s3_uri, split_s3
+from core.errors import one_line
+from core.readiness.base import CheckResult, Context, failure
 from core.readiness.configuration import redis_endpoint
+from core.settings import Settings
 
 # --- init (CLI only) -------------------------------------------------------------------------------
 
@@ -64,10 +66,10 @@ def check_snapshot(context: Context) -> CheckResult | None:
     local snapshot ships inside the read-only package; ``init`` and ``store`` cover it).
     """
     settings = context.settings
-    if settings is None or settings.document_store != "memory" or not settings.store_snapshot_uri.startswith("s3://"):
+    if settings is None or settings.document_store != "memory" or not is_s3_uri(settings.store_snapshot_uri):
         return None
     uri = settings.store_snapshot_uri
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = split_s3(uri)
     try:
         import boto3  # noqa: PLC0415
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
@@ -77,12 +79,12 @@ def check_snapshot(context: Context) -> CheckResult | None:
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "")) or "error"
+        code = error_code(exc) or "error"
         if code in {"404", "NoSuchKey", "NotFound"}:
             return failure(
                 "snapshot",
                 f"{uri}: not found",
-                "upload the snapshot (python -m core.indexing --output s3://...) or fix STORE_SNAPSHOT_URI",
+                "upload the snapshot (python -m core.corpus --output s3://...) or fix STORE_SNAPSHOT_URI",
             )
         if code in {"403", "AccessDenied", "Forbidden"}:
             return failure(
@@ -131,7 +133,9 @@ def check_store(context: Context) -> CheckResult | None:
         return failure("store", f"unreadable: {type(exc).__name__}", advice)
     if count == 0 or not sample:
         pgvector = runtime.settings.document_store == "pgvector"
-        advice = "index documents (the indexer, or python -m core.snapshot restore --from ...)" if pgvector else None
+        advice = (
+            "index documents (the indexer, or python -m core.store.recovery restore --from ...)" if pgvector else None
+        )
         return failure("store", "empty: no documents to search", advice)
     return CheckResult("store", True, f"{count} documents from {runtime.store.source}")
 
@@ -245,7 +249,7 @@ _GENERATOR_ADVICE = {
 
 
 def check_generator_reachable(context: Context) -> CheckResult | None:
-    """The configured generator can be reached (``core.generators.check_generator``); ``None`` for ``none``.
+    """The configured generator can be reached (``check_generator`` below); ``None`` for ``none``.
 
     Critical: ``rag`` and ``/query`` would answer 502 on every request.
     """
@@ -260,3 +264,34 @@ def check_generator_reachable(context: Context) -> CheckResult | None:
     if result is not None and not result.ok:
         result = replace(result, recommendation=_GENERATOR_ADVICE[settings.generator])
     return result
+
+
+def check_generator(settings: Settings, backend: Any | None) -> CheckResult | None:
+    """Whether the configured generator can be reached; ``None`` when none is configured.
+
+    OpenAI-compatible servers: ``GET {base}/models`` answers. Bedrock: credentials and a region
+    resolve (a model call would cost money on every probe).
+    """
+    if settings.generator == "none":
+        return None
+    if settings.generator == "openai":
+        import httpx  # noqa: PLC0415
+
+        url = str(settings.openai_base_url).rstrip("/") + "/models"
+        headers = {}
+        if settings.openai_api_key:
+            headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+        try:
+            response = httpx.get(url, timeout=settings.readiness_timeout_s, headers=headers)
+        except httpx.HTTPError as exc:
+            return CheckResult("generator", False, f"{settings.openai_base_url} unreachable: {type(exc).__name__}")
+        if response.status_code >= 400:
+            return CheckResult("generator", False, f"{url} answered {response.status_code}")
+        return CheckResult("generator", True, f"openai-compatible server at {settings.openai_base_url}")
+    client = getattr(backend, "client", None)
+    if client is None:
+        return CheckResult("generator", False, "Bedrock client not created (warm-up failed)")
+    credentials = client._request_signer._credentials  # noqa: SLF001 - boto3 exposes no public accessor
+    if credentials is None or not client.meta.region_name:
+        return CheckResult("generator", False, "no AWS credentials or region for Bedrock")
+    return CheckResult("generator", True, f"bedrock {settings.bedrock_model_id} in {client.meta.region_name}")

@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.generators import CheckResult
-from core.readiness.base import ready
+from core.readiness.base import CheckResult, ready
 
 SYMBOLS = {"ok": "✓", "warning": "⚠", "critical": "✗", "advice": "→"}
 ASCII_SYMBOLS = {"ok": "OK  ", "warning": "WARN", "critical": "FAIL", "advice": "->"}

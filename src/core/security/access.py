@@ -10,7 +10,7 @@ In order, before the cache or the pipeline is touched (a refused request costs n
 4. the tenant filter is forced into the pipeline's ``filters`` input: the caller's filters are ANDed
    with ``meta.tenant == <tenant>`` (and the record's ``store_filter``), never replace it. A pipeline
    with a component that reads the store but does not receive ``filters`` cannot be scoped and is
-   refused (``core.service.admit``).
+   refused (``core.api.query.admit``).
 
 Example:
     >>> access = authorize(runtime, request.scope.get("aws.event"), "search")

@@ -11,7 +11,7 @@
 Haystack's ``AND`` is a conjunction (``haystack.utils.filters``), and the tenant comparison is a direct child
 of the root, so nothing inside the caller's part can widen the result: an ``OR`` naming another tenant, a
 ``NOT``, a tautology, all only narrow what the tenant comparison already allows. Every chunk carries
-``meta.tenant`` (``core.ingestion.target.META_TENANT``); a chunk without it matches no tenant.
+``meta.tenant`` (``core.store.base.META_TENANT``); a chunk without it matches no tenant.
 
 Caller filters are checked first (``validate_filters`` with ``FilterLimits``) and a violation raises
 ``FilterPolicyError`` (→ 422 ``invalid_filters``):
@@ -19,9 +19,9 @@ Caller filters are checked first (``validate_filters`` with ``FilterLimits``) an
 - structure: comparisons ``{"field", "operator", "value"}`` and logic nodes ``{"operator", "conditions"}``
   only, no other keys, no empty ``conditions`` (Haystack reads an empty ``OR`` as "nothing" and an empty
   ``AND`` as "everything", which is never what a caller meant);
-- size: nesting depth (a comparison is 1; default 5, as ``core.schemas.MAX_FILTER_DEPTH``) and comparisons
+- size: nesting depth (a comparison is 1; default 5, ``MAX_FILTER_DEPTH`` below) and comparisons
   in the whole tree (default 32);
-- fields: ``meta.<key>``, ``id`` or ``content`` (as ``core.schemas.Comparison``), optionally an explicit
+- fields: ``meta.<key>``, ``id`` or ``content`` (as ``core.api.schemas.Comparison``), optionally an explicit
   allowlist; a bare name such as ``tenant`` is refused because Haystack reads it as ``meta.tenant``;
 - operators: Haystack's, optionally fewer; values: scalars (strings up to 1,000 characters), lists of
   scalars (up to 100) for ``in`` / ``not in``, no ``NaN``, no objects.
@@ -51,15 +51,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.ingestion.target import META_TENANT
-from core.schemas import MAX_FILTER_DEPTH
+from core.store.base import META_TENANT
 
 TENANT_FIELD = f"meta.{META_TENANT}"
+MAX_FILTER_DEPTH = 5
+"""Deepest nesting of AND/OR/NOT a caller's filter may have (the request models refuse deeper ones too)."""
 COMPARISON_OPERATORS = frozenset({"==", "!=", ">", ">=", "<", "<=", "in", "not in"})
 LOGICAL_OPERATORS = frozenset({"AND", "OR", "NOT"})
 _LIST_OPERATORS = frozenset({"in", "not in"})
 _ORDERING_OPERATORS = frozenset({">", ">=", "<", "<="})
-_FIELD = re.compile(r"^(content|id|meta(\.[A-Za-z0-9_\-]+)+)$")  # the same as core.schemas.Comparison.field
+_FIELD = re.compile(r"^(content|id|meta(\.[A-Za-z0-9_\-]+)+)$")  # the same as core.pipelines.schemas.Comparison.field
 # The ingestion's tenant rule (core.ingestion.events), minus names Haystack would compare as dates.
 _TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ISO_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -121,7 +122,7 @@ def is_tenant_field(field: str) -> bool:
 def validate_filters(filters: object, limits: FilterLimits = DEFAULT_LIMITS) -> dict[str, Any] | None:
     """Check a caller's filter against ``limits``; returns a fresh copy (``None`` for no filter).
 
-    Accepts a mapping or a pydantic model (``core.schemas.Comparison`` / ``Logic``). An empty mapping is no
+    Accepts a mapping or a pydantic model (``core.api.schemas.Comparison`` / ``Logic``). An empty mapping is no
     filter, as Haystack reads it.
 
     Raises:

@@ -55,7 +55,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -66,7 +65,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.ingestion.events import DEFAULT_TENANT
+from core.aws import LAMBDA_FUNCTION_NAME_ENV, error_code, on_lambda
+from core.names import DEFAULT_TENANT, PIPELINE_NAME
 from core.security.filters import (
     DEFAULT_LIMITS,
     TRUSTED_LIMITS,
@@ -86,10 +86,7 @@ DEFAULT_CLAIM = "custom:tenant"
 DEFAULT_CONTEXT_KEY = "tenant"
 DEFAULT_SSM_PREFIX = "/haystack-serverless/tenants"
 MAX_IDENTITY_CHARS = 256
-# Set by Lambda in every execution environment (as core.readiness.base.LAMBDA_FUNCTION_NAME_ENV).
-_LAMBDA_ENV = "AWS_LAMBDA_FUNCTION_NAME"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PIPELINE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # core.pipelines' file-name rule
 _SSM_SEGMENT = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,256}$")
 _SSM_PREFIX = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$")
 
@@ -300,7 +297,7 @@ class TenantRateLimit(RateLimit):
     @field_validator("pipelines")
     @classmethod
     def _pipeline_names(cls, value: dict[str, RateLimit]) -> dict[str, RateLimit]:
-        bad = sorted(name for name in value if not _PIPELINE.fullmatch(name))
+        bad = sorted(name for name in value if not PIPELINE_NAME.fullmatch(name))
         if bad:
             raise ValueError(f"not pipeline names: {', '.join(repr(b) for b in bad)}")
         return value
@@ -333,7 +330,7 @@ class TenantRecord(_Model):
     @classmethod
     def _pipelines(cls, value: Literal["*"] | list[str]) -> Literal["*"] | list[str]:
         if isinstance(value, list):
-            bad = [name for name in value if not _PIPELINE.fullmatch(name)]
+            bad = [name for name in value if not PIPELINE_NAME.fullmatch(name)]
             if bad:
                 raise ValueError(f"not pipeline names: {', '.join(repr(b) for b in bad)}")
         return value
@@ -418,21 +415,6 @@ class TenantSource(Protocol):
         ...
 
 
-def _aws_error_code(exc: BaseException) -> str | None:
-    """The AWS error code behind a Powertools error (it wraps the ``ClientError`` as its context)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        response = getattr(current, "response", None)
-        if isinstance(response, Mapping):
-            code = _mapping(response.get("Error")).get("Code")
-            if code:
-                return str(code)
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _brief(exc: BaseException) -> str:
     return str(exc).replace("\n", " ")[:300]
 
@@ -487,7 +469,7 @@ class SsmTenantSource:
         except TransformParameterError:
             raise TenantRecordError(detail=f"SSM {name}: not JSON") from None
         except GetParameterError as exc:
-            if _aws_error_code(exc) == "ParameterNotFound":
+            if error_code(exc) == "ParameterNotFound":
                 return None
             raise TenantRegistryUnavailableError(detail=f"SSM {name}: {_brief(exc)}") from None
 
@@ -568,8 +550,8 @@ class TenantRegistry:
         clock: Callable[[], float] = time.monotonic,
         max_unknown: int = 4096,
     ) -> None:
-        if local_dev and (os.environ if environ is None else environ).get(_LAMBDA_ENV):
-            raise ValueError(f"the local development tenant is refused on Lambda ({_LAMBDA_ENV} is set)")
+        if local_dev and on_lambda(environ):
+            raise ValueError(f"the local development tenant is refused on Lambda ({LAMBDA_FUNCTION_NAME_ENV} is set)")
         if source is None and not local_dev:
             raise ValueError("a tenant registry needs a source (ssm:<prefix> or secretsmanager:<id>)")
         if negative_ttl_s < 0:

@@ -1,4 +1,4 @@
-"""Disaster recovery for the store: export, list, verify and restore snapshots (``python -m core.snapshot``).
+"""Disaster recovery for the store: export, list, verify and restore snapshots (``python -m core.store.recovery``).
 
 Snapshots are the recovery unit for both stores:
 
@@ -12,10 +12,10 @@ Snapshots are the recovery unit for both stores:
 Every restore verifies the snapshot (every member's SHA-256 and the counts) before touching the store.
 
 Example:
-    $ python -m core.snapshot list
-    $ python -m core.snapshot verify --version 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
-    $ python -m core.snapshot restore --at 2026-11-26T09:00:00Z
-    $ python -m core.snapshot export --to s3://backups/store/2026-11-26.snapshot
+    $ python -m core.store.recovery list
+    $ python -m core.store.recovery verify --version 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
+    $ python -m core.store.recovery restore --at 2026-11-26T09:00:00Z
+    $ python -m core.store.recovery export --to s3://backups/store/2026-11-26.snapshot
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from typing import Any
 
 from haystack.document_stores.types import DuplicatePolicy
 
+from core.aws import error_code, is_s3_uri, split_s3
 from core.settings import Settings, SettingsError, load_settings
-from core.snapshot import (
+from core.store.snapshot import (
     SnapshotError,
     decode_snapshot,
     encode_snapshot,
     read_bytes,
-    split_s3,
     verify_snapshot,
     write_bytes,
 )
@@ -66,7 +66,7 @@ def list_versions(uri: str, s3: Any = None) -> list[SnapshotVersion]:
     Raises:
         SnapshotError: The location does not exist or cannot be listed.
     """
-    if not uri.startswith("s3://"):
+    if not is_s3_uri(uri):
         path = Path(uri)
         if not path.is_file():
             raise SnapshotError(f"snapshot {uri} does not exist")
@@ -96,7 +96,7 @@ def pick_version(versions: list[SnapshotVersion], version: str | None, at: datet
         for candidate in versions:
             if candidate.version_id == version:
                 return candidate
-        raise SnapshotError(f"no version {version!r}; `python -m core.snapshot list` shows them")
+        raise SnapshotError(f"no version {version!r}; `python -m core.store.recovery list` shows them")
     if at is not None:
         older = [v for v in versions if v.modified <= at]
         if not older:
@@ -111,7 +111,7 @@ def read_version(uri: str, version_id: str | None, s3: Any = None) -> bytes:
     Raises:
         SnapshotError: It cannot be read.
     """
-    if version_id is None or not uri.startswith("s3://"):
+    if version_id is None or not is_s3_uri(uri):
         return read_bytes(uri)
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
@@ -152,7 +152,7 @@ def restore_live_snapshot(uri: str, data: bytes, s3: Any = None) -> None:
     Raises:
         SnapshotError: The live snapshot changed during the restore.
     """
-    if not uri.startswith("s3://"):
+    if not is_s3_uri(uri):
         write_bytes(uri, data)
         return
     from botocore.exceptions import ClientError  # noqa: PLC0415
@@ -163,7 +163,7 @@ def restore_live_snapshot(uri: str, data: bytes, s3: Any = None) -> None:
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=etag)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
+        if error_code(exc) in {"PreconditionFailed", "412"}:
             raise SnapshotError(f"{uri} changed during the restore (an indexer committed): run it again") from None
         raise
 
@@ -191,7 +191,7 @@ def _describe(manifest: dict) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.snapshot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m core.store.recovery", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     where = "snapshot location (default: STORE_SNAPSHOT_URI)"
     listing = commands.add_parser("list", help="versions of the live snapshot (S3 versioning)")
@@ -211,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_configured_store(settings: Settings) -> tuple[Any, str]:
-    from core.store import load_store  # noqa: PLC0415 - the store only for export/restore
+    from core.store.load import load_store  # noqa: PLC0415 - the store only for export/restore
 
     loaded = load_store(settings)
     return loaded.store, str(loaded.manifest.get("embedding_model") or "")
@@ -268,3 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return code
+
+
+if __name__ == "__main__":  # python -m core.store.recovery list|verify|export|restore
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ same on every machine with the same Python version. Modules are rendered in sort
 output is deterministic.
 
 Example:
-    >>> from core.corpus import render_module
+    >>> from core.corpus.pydoc import render_module
     >>> render_module("json").meta["module"]
     'json'
 """

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.observability.context import RequestRecord, close_request, open_request
 from core.observability.telemetry import Telemetry
 
-logger = logging.getLogger("core.middleware")
+logger = logging.getLogger("core.api.middleware")
 
 # API Gateway ids: UUIDs (REST) and base64-like tokens (HTTP API). Anything else is not echoed.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:=+/\-]{1,128}")

@@ -14,9 +14,9 @@ import logging
 import random
 from collections.abc import Callable
 
-from core.runtime import Runtime
+from core.runtime.container import Runtime
 
-logger = logging.getLogger("core.snapstart")
+logger = logging.getLogger("core.runtime.snapstart")
 
 
 def priming_events(runtime: Runtime) -> list[dict]:

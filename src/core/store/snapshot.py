@@ -34,7 +34,8 @@ import bm25s
 import numpy as np
 from haystack import Document
 
-from core.embedded_store import EmbeddedDocumentStore, StoreIndex, build_index, new_tokenizer
+from core.aws import error_code, is_s3_uri, split_s3
+from core.store.embedded import EmbeddedDocumentStore, StoreIndex, build_index, new_tokenizer
 
 FORMAT_VERSION = 2
 # The text blob shrinks ~3.5x and inflates in ~20 ms; the numeric members barely compress: stored.
@@ -203,19 +204,13 @@ def decode_snapshot(source: bytes | Path) -> Snapshot:
     return Snapshot(manifest=manifest, store=EmbeddedDocumentStore(index))
 
 
-def split_s3(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` → ``(bucket, key)``."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 def read_bytes(uri: str) -> bytes:
     """Read a local path or ``s3://bucket/key``.
 
     Raises:
         SnapshotError: The object or file does not exist or cannot be read.
     """
-    if uri.startswith("s3://"):
+    if is_s3_uri(uri):
         import boto3  # noqa: PLC0415 - only S3 snapshots pay for boto3
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
@@ -232,7 +227,7 @@ def read_bytes(uri: str) -> bytes:
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Write to a local path (atomically, via a temporary file) or to ``s3://bucket/key``."""
-    if uri.startswith("s3://"):
+    if is_s3_uri(uri):
         import boto3  # noqa: PLC0415
 
         bucket, key = split_s3(uri)
@@ -262,10 +257,6 @@ def _s3_client():
     return boto3.client("s3")
 
 
-def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
 def _file_tag(path: Path) -> str | None:
     """A local file's ETag stand-in: inode, mtime and size (every write replaces the file: a new inode)."""
     try:
@@ -281,7 +272,7 @@ def snapshot_etag(uri: str, s3: Any = None) -> str | None:
     Raises:
         SnapshotError: It cannot be checked (permissions, network).
     """
-    if not uri.startswith("s3://"):
+    if not is_s3_uri(uri):
         return _file_tag(Path(uri))
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
@@ -289,7 +280,7 @@ def snapshot_etag(uri: str, s3: Any = None) -> str | None:
     try:
         return (s3 or _s3_client()).head_object(Bucket=bucket, Key=key)["ETag"]
     except ClientError as exc:
-        if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+        if error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
             return None
         raise SnapshotError(f"cannot check snapshot {uri}: {exc}") from None
     except BotoCoreError as exc:
@@ -302,7 +293,7 @@ def read_bytes_tagged(uri: str, s3: Any = None) -> tuple[bytes | None, str | Non
     Raises:
         SnapshotError: It exists but cannot be read.
     """
-    if not uri.startswith("s3://"):
+    if not is_s3_uri(uri):
         path = Path(uri)
         for _ in range(3):  # a writer may replace the file between the stat and the read: read again
             tag = _file_tag(path)
@@ -322,7 +313,7 @@ def read_bytes_tagged(uri: str, s3: Any = None) -> tuple[bytes | None, str | Non
         response = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)
         return response["Body"].read(), response["ETag"]
     except ClientError as exc:
-        if _error_code(exc) in {"404", "NoSuchKey"}:
+        if error_code(exc) in {"404", "NoSuchKey"}:
             return None, None
         raise SnapshotError(f"cannot read snapshot {uri}: {exc}") from None
     except BotoCoreError as exc:
@@ -343,7 +334,7 @@ def write_bytes_if(uri: str, data: bytes, etag: str | None, s3: Any = None) -> s
         SnapshotConflictError: Someone else wrote it first.
         SnapshotError: It cannot be written.
     """
-    if not uri.startswith("s3://"):
+    if not is_s3_uri(uri):
         return _write_file_if(Path(uri), data, etag)
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
@@ -352,7 +343,7 @@ def write_bytes_if(uri: str, data: bytes, etag: str | None, s3: Any = None) -> s
     try:
         return (s3 or _s3_client()).put_object(Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
     except ClientError as exc:
-        if _error_code(exc) in _CONFLICT_CODES:
+        if error_code(exc) in _CONFLICT_CODES:
             raise SnapshotConflictError(f"{uri} changed since it was read") from None
         raise SnapshotError(f"cannot write snapshot {uri}: {exc}") from None
     except BotoCoreError as exc:
@@ -376,7 +367,7 @@ def _write_file_if(path: Path, data: bytes, etag: str | None) -> str:
 
 def read_snapshot(uri: str) -> Snapshot:
     """Load the snapshot at ``uri`` (a local file is read in place, S3 objects into memory)."""
-    if uri.startswith("s3://"):
+    if is_s3_uri(uri):
         return decode_snapshot(read_bytes(uri))
     path = Path(uri)
     if not path.is_file():
@@ -393,9 +384,3 @@ def write_snapshot(uri: str, documents: list[Document], embedding_model: str) ->
     data, manifest = encode_index(_build(documents, embedding_model))
     write_bytes(uri, data)
     return manifest
-
-
-if __name__ == "__main__":  # python -m core.snapshot list|verify|export|restore (core.recovery)
-    from core.recovery import main
-
-    raise SystemExit(main())

@@ -45,7 +45,8 @@ from haystack.dataclasses import ChatMessage
 from pydantic import BaseModel, Field, create_model
 
 from core.components.generators import ConfiguredChatGenerator, GeneratorNotConfiguredError
-from core.schemas import (
+from core.names import PIPELINE_NAME
+from core.pipelines.schemas import (
     MAX_TOP_K,
     ChatMessageIO,
     Comparison,
@@ -59,7 +60,6 @@ from core.schemas import (
 ALLOWED_MODULES = ["core.components.*"]
 """Project modules YAML may name; extend with ``HAYSTACK_DESERIALIZATION_ALLOWLIST``."""
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _CONTRACT_KEYS = ("description", "inputs", "outputs")
 RESERVED_OUTPUT = "cached"
 
@@ -256,7 +256,7 @@ def load_pipeline_file(
         PipelineLoadError: The file is not a valid pipeline or its contract names unknown sockets.
     """
     name = path.stem
-    if not _NAME.match(name):
+    if not PIPELINE_NAME.match(name):
         raise PipelineLoadError(f"{path.name}: pipeline names are lower-case letters, digits, '-' and '_'")
     text = path.read_text(encoding="utf-8")
     try:

@@ -1,6 +1,6 @@
 """Everything a container builds once at init, in order: settings → telemetry → store → generator → pipelines → cache.
 
-The handler builds one ``Runtime`` at module scope (through ``core.boot``); tests build their own with
+The handler builds one ``Runtime`` at module scope (through ``core.runtime.boot``); tests build their own with
 other settings or a prepared store. ``init_timings_ms`` records how long each stage took.
 """
 
@@ -15,13 +15,14 @@ from core.cache.build import build_cache
 from core.cache.embeddings import cache_text_embedders
 from core.cache.tiered import TieredCache
 from core.components.generators import ConfiguredChatGenerator
-from core.generators import build_chat_generator
 from core.observability.telemetry import Telemetry, build_telemetry
-from core.pipelines import ServedPipeline, load_pipelines
-from core.refresh import StoreRefresher, build_refresher, initial_etag
+from core.pipelines.loader import ServedPipeline, load_pipelines
+from core.runtime.generators import build_chat_generator
 from core.security.access import Security, build_security
 from core.settings import Settings
-from core.store import LoadedStore, load_store
+from core.store.base import LoadedStore
+from core.store.load import load_store
+from core.store.refresh import StoreRefresher, build_refresher, initial_etag
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Runtime:
     telemetry: Telemetry
     init_timings_ms: dict[str, float] = field(default_factory=dict)
     chat_generator_factory: Callable[[Settings], Any | None] = build_chat_generator
-    refresher: StoreRefresher | None = None  # the embedded store's: swaps in a newer snapshot (core.refresh)
+    refresher: StoreRefresher | None = None  # the embedded store's: swaps in a newer snapshot (core.store.refresh)
     security: Security = field(default_factory=lambda: Security(None, None))  # tenants, rate limits
 
     def refresh_store(self) -> None:
@@ -82,8 +83,8 @@ def build_runtime(
 
     Raises:
         core.observability.tracing.TracingError: The tracing backend cannot run here.
-        core.snapshot.SnapshotError: The store snapshot is missing or invalid.
-        core.pipelines.PipelineLoadError: A pipeline file is invalid.
+        core.store.snapshot.SnapshotError: The store snapshot is missing or invalid.
+        core.pipelines.loader.PipelineLoadError: A pipeline file is invalid.
     """
     timings: dict[str, float] = {}
     telemetry = build_telemetry(settings)  # first: Haystack's tracer must be set before pipelines warm up
@@ -103,7 +104,9 @@ def build_runtime(
         lambda: load_pipelines(settings.pipelines_dir, loaded.store, generator, settings.max_query_chars),
     )
     cache = timed("cache_ms", lambda: build_cache(settings))
-    cache_text_embedders(pipelines, cache, settings.cache_namespace, settings.cache_ttl_embeddings_s)
+    cache_text_embedders(
+        {n: p.pipeline for n, p in pipelines.items()}, cache, settings.cache_namespace, settings.cache_ttl_embeddings_s
+    )
     # Loading includes each pipeline's warm-up; report the two apart.
     timings["warm_up_ms"] = round(sum(p.warm_up_ms for p in pipelines.values()), 1)
     timings["pipelines_ms"] = round(timings["pipelines_ms"] - timings["warm_up_ms"], 1)

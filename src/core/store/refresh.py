@@ -1,7 +1,7 @@
 """Query side of a changing snapshot: notice a newer one and swap it in without failing a request.
 
 Indexers rewrite the snapshot (``core.ingestion.embedded_target``); a query container loaded it at init.
-At the start of each request that reads the store (``core.service.run_cached``), ``maybe_refresh`` costs
+At the start of each request that reads the store (``core.api.query.run_cached``), ``maybe_refresh`` costs
 one clock read; at most every ``STORE_REFRESH_S`` seconds it compares the snapshot's ETag (S3
 ``HeadObject``, or a local file's inode/mtime/size) with the one it serves. When it changed, that
 request downloads the snapshot, verifies every member's SHA-256, decodes it and swaps the new index into
@@ -38,14 +38,14 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from core.embedded_store import EmbeddedDocumentStore
 from core.observability import names
 from core.observability.metrics import ServiceMetrics
 from core.settings import Settings
-from core.snapshot import SnapshotError, decode_snapshot, read_bytes_tagged, snapshot_etag, verify_snapshot
-from core.store import LoadedStore
+from core.store.base import LoadedStore
+from core.store.embedded import EmbeddedDocumentStore
+from core.store.snapshot import SnapshotError, decode_snapshot, read_bytes_tagged, snapshot_etag, verify_snapshot
 
-logger = logging.getLogger("core.refresh")
+logger = logging.getLogger("core.store.refresh")
 
 REFRESHED, FAILED = "refreshed", "failed"
 

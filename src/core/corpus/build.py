@@ -1,7 +1,7 @@
 """Build the embedded store's snapshot from the default corpus (``make index``).
 
 Usage:
-    python -m core.indexing --output data/stdlib.snapshot [--modules json,csv,re]
+    python -m core.corpus --output data/stdlib.snapshot [--modules json,csv,re]
 
 Steps: render the standard library with pydoc → split into overlapping word windows (no NLTK, so
 nothing is downloaded) → drop chunks whose text was already seen (packages re-export the same
@@ -20,11 +20,11 @@ from haystack import Document
 from haystack.components.preprocessors import DocumentSplitter
 
 from core.components.embedders import StaticDocumentEmbedder
-from core.corpus import render_modules, stdlib_modules
-from core.embedding import DEFAULT_MODEL
-from core.ingestion.events import DEFAULT_TENANT
-from core.ingestion.target import META_TENANT
-from core.snapshot import write_snapshot
+from core.components.wordllama import DEFAULT_MODEL
+from core.corpus.pydoc import render_modules, stdlib_modules
+from core.names import DEFAULT_TENANT
+from core.store.base import META_TENANT
+from core.store.snapshot import write_snapshot
 
 SPLIT_WORDS = 200
 SPLIT_OVERLAP = 30
@@ -61,7 +61,7 @@ def build_documents(modules: list[str] | None = None, model: str = DEFAULT_MODEL
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m core.indexing", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m core.corpus", description=__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, help="snapshot path or s3://bucket/key")
     parser.add_argument("--modules", help="comma-separated module names (default: the whole standard library)")
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@
 of the app (Lambda's own "Init Duration" also covers the interpreter start).
 
 Example:
-    from core.boot import STARTED  # first import of the handler
+    from core.runtime.boot import STARTED  # first import of the handler
     ...
     runtime = boot(STARTED)
 """
@@ -49,11 +49,11 @@ import logging  # noqa: E402
 
 from core.observability.logs import configure_logging  # noqa: E402
 from core.observability.tracing import TracingError  # noqa: E402
-from core.pipelines import PipelineLoadError  # noqa: E402
-from core.runtime import Runtime, build_runtime  # noqa: E402
+from core.pipelines.loader import PipelineLoadError  # noqa: E402
+from core.runtime.container import Runtime, build_runtime  # noqa: E402
 from core.settings import SettingsError, load_settings  # noqa: E402
-from core.snapshot import SnapshotError  # noqa: E402
-from core.store import StoreError  # noqa: E402
+from core.store.base import StoreError  # noqa: E402
+from core.store.snapshot import SnapshotError  # noqa: E402
 
 logger = logging.getLogger("core.init")
 

@@ -11,27 +11,19 @@ from typing import Any
 from haystack.core.errors import PipelineRuntimeError
 from haystack.errors import FilterError
 
+from core.api.schemas import QueryRequest
 from core.cache.keys import result_key
 from core.cache.tiered import HIT_L1, HIT_L2
 from core.components.generators import GeneratorError, GeneratorNotConfiguredError
-from core.errors import ApiError
+from core.errors import ApiError, cause_chain
+from core.names import DEFAULT_TENANT
 from core.observability.context import current_request
-from core.pipelines import ServedPipeline, to_haystack
-from core.runtime import Runtime
-from core.schemas import QueryRequest
+from core.pipelines.loader import ServedPipeline, to_haystack
+from core.runtime.container import Runtime
 from core.security.access import FILTERS_INPUT, Access, authorize
-from core.store import store_unavailable
+from core.store.base import store_unavailable
 
-logger = logging.getLogger("core.service")
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain, seen = [], set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
+logger = logging.getLogger("core.api.query")
 
 
 def get_pipeline(runtime: Runtime, name: str) -> ServedPipeline:
@@ -63,7 +55,7 @@ def run_pipeline(served: ServedPipeline, values: dict[str, Any]) -> tuple[dict[s
     try:
         outputs = served.run(values)
     except PipelineRuntimeError as exc:
-        for cause in _causes(exc):
+        for cause in cause_chain(exc):
             if isinstance(cause, FilterError):
                 raise ApiError(400, "invalid_filters", f"filters rejected: {cause}") from None
             if isinstance(cause, GeneratorNotConfiguredError):
@@ -76,9 +68,6 @@ def run_pipeline(served: ServedPipeline, values: dict[str, Any]) -> tuple[dict[s
                 raise ApiError(502, "generator_error", "the chat generator failed to answer") from None
         raise
     return outputs, round((time.perf_counter() - started) * 1000, 2)
-
-
-DEFAULT_TENANT = "default"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ protocol on top, so the same pipeline YAML runs on it as on the embedded store:
   vectors of 256 floats cost 4 ms per query, 4x the HNSW search itself).
 - Filters: Haystack's filter syntax, translated to SQL by the integration (``meta.tenant == "acme"``
   becomes ``meta->>'tenant' = %s``, with a btree index on it).
-- ``replace_source`` / ``delete_source`` (``core.ingestion.target.IndexTarget``): one transaction
+- ``replace_source`` / ``delete_source`` (``core.store.base.IndexTarget``): one transaction
   each, serialised per source object by an advisory lock, so readers never see an object half
   replaced and two indexers replacing the same object leave one copy.
 
@@ -59,12 +59,20 @@ from haystack_integrations.document_stores.pgvector.filters import (
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from core.ingestion.target import META_BUCKET, META_KEY, META_TENANT, SourceRef
+from core.errors import cause_chain, one_line
 from core.observability import redaction
 from core.settings import Settings
-from core.store import LoadedStore, StoreError, StoreUnavailableError
+from core.store.base import (
+    META_BUCKET,
+    META_KEY,
+    META_TENANT,
+    LoadedStore,
+    SourceRef,
+    StoreError,
+    StoreUnavailableError,
+)
 
-logger = logging.getLogger("core.pgvector_store")
+logger = logging.getLogger("core.store.pgvector")
 
 EMBEDDING_MODEL = "l2_supercat_256"  # what the bundled pipelines embed with (core.components.embedders)
 SECRET_MAX_AGE_S = 300
@@ -74,21 +82,9 @@ RESULT_COLUMNS = ("id", "content", "blob_data", "blob_meta", "blob_mime_type", "
 _STRATEGIES = {"hnsw": "hnsw", "exact": "exact_nearest_neighbor"}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _operational_cause(exc: BaseException) -> BaseException | None:
     """The first ``psycopg.OperationalError`` in ``exc``'s chain (connection lost, refused, timed out)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, psycopg.OperationalError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    return next((cause for cause in cause_chain(exc) if isinstance(cause, psycopg.OperationalError)), None)
 
 
 # --- credentials ---------------------------------------------------------------------------------------
@@ -109,7 +105,7 @@ def read_connection_secret(reference: str, fresh: bool = False) -> dict[str, Any
         else:
             raw = parameters.get_parameter(name, decrypt=True, max_age=SECRET_MAX_AGE_S, force_fetch=fresh)
     except Exception as exc:  # noqa: BLE001 - GetParameterError, botocore errors: one line at init
-        raise StoreError(f"PG_CONN_SECRET {reference}: cannot be read ({_one_line(exc)})") from None
+        raise StoreError(f"PG_CONN_SECRET {reference}: cannot be read ({one_line(exc)})") from None
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     try:
         data = json.loads(text)
@@ -255,7 +251,7 @@ class PgvectorStore(PgvectorDocumentStore):
             if self._conninfo is not None and "password authentication failed" in str(exc):
                 with contextlib.suppress(psycopg.OperationalError):
                     return psycopg.Connection.connect(self._resolve(fresh=True), **self._options())
-            raise StoreUnavailableError(f"pgvector at {endpoint(conninfo)}: {_one_line(exc)}") from exc
+            raise StoreUnavailableError(f"pgvector at {endpoint(conninfo)}: {one_line(exc)}") from exc
 
     def open(self) -> None:
         """Connect, create what is missing (extension, table, indexes) and check the embedding dimension.
@@ -270,7 +266,7 @@ class PgvectorStore(PgvectorDocumentStore):
                 self._ensure_meta_indexes()
                 found = self._embedding_type()
             except DocumentStoreError as exc:
-                raise StoreError(f"pgvector table {self.table}: {_one_line(exc.__cause__ or exc)}") from exc
+                raise StoreError(f"pgvector table {self.table}: {one_line(exc.__cause__ or exc)}") from exc
         expected = f"{self.vector_type}({self.embedding_dimension})"
         if found != expected:
             raise StoreError(
@@ -333,9 +329,9 @@ class PgvectorStore(PgvectorDocumentStore):
             cause = _operational_cause(exc)
             if cause is None:
                 raise
-            raise StoreUnavailableError(f"pgvector {self.table}: {_one_line(cause)}") from exc
+            raise StoreUnavailableError(f"pgvector {self.table}: {one_line(cause)}") from exc
 
-    # -- retrieval (the signatures of core.embedded_store.EmbeddedDocumentStore) -----------------------
+    # -- retrieval (the signatures of core.store.embedded.EmbeddedDocumentStore) -----------------------
 
     def bm25_retrieval(
         self, query: str, filters: dict[str, Any] | None = None, top_k: int = 10, scale_score: bool = False
@@ -409,7 +405,7 @@ class PgvectorStore(PgvectorDocumentStore):
             ).fetchall()
         return _from_pg_to_haystack_documents(rows)
 
-    # -- core.ingestion.target.IndexTarget ---------------------------------------------------------------
+    # -- core.store.base.IndexTarget ---------------------------------------------------------------
 
     def replace_source(self, source: SourceRef, documents: list[Document]) -> int:
         """Delete every chunk of ``source.bucket``/``source.key`` and write ``documents``, in one transaction.
@@ -464,7 +460,7 @@ class PgvectorStore(PgvectorDocumentStore):
                 if _operational_cause(exc) is not None:
                     raise
                 raise DocumentStoreError(
-                    f"pgvector: s3://{source.bucket}/{source.key} unchanged: {_one_line(exc)}"
+                    f"pgvector: s3://{source.bucket}/{source.key} unchanged: {one_line(exc)}"
                 ) from exc
 
 

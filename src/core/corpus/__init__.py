@@ -1,0 +1,1 @@
+"""The default corpus: pydoc pages of the standard library, chunked, embedded and written as a snapshot."""
