@@ -12,9 +12,9 @@ import pytest
 from haystack import Document
 from moto import mock_aws
 
-from core.store import recovery
 from core.corpus.build import build_documents
 from core.runtime.container import build_runtime
+from core.store import recovery
 from core.store.base import LoadedStore
 from core.store.snapshot import SnapshotError, encode_snapshot, read_snapshot
 

@@ -326,7 +326,9 @@ def test_hook_artifact_holds_the_handler_its_logic_and_the_smoke_events(hook, tm
     files = {str(p.relative_to(artifacts)) for p in artifacts.rglob("*") if p.is_file()}
     expected = {f"core/deploy/{p.name}" for p in (ROOT / "src" / "core" / "deploy").glob("*.py")}
     expected |= {f"events/smoke/{p.name}" for p in SMOKE.glob("*.json")} | {"events/smoke/expectations.toml"}
+    # core/aws.py and core/errors.py: the leaves core.deploy.hooks imports (AWS error codes)
     expected |= {"handlers/__init__.py", "handlers/deploy_hooks.py", "core/__init__.py"}
+    expected |= {"core/aws.py", "core/errors.py"}
     assert files == expected
     # Imported as Lambda would: only the artifact on the path; an import of another core module would fail.
     probe = subprocess.run(
@@ -344,6 +346,14 @@ def test_hook_artifact_holds_the_handler_its_logic_and_the_smoke_events(hook, tm
     assert report["smoke_dir"] == str(artifacts / "events" / "smoke")
     assert sorted(report["cases"]) == sorted(c.name for c in load_cases(SMOKE))
     assert report["core_modules"] == ["core", "core.deploy", "core.deploy.hooks", "core.deploy.smoke"]
+    assert report["core_modules"] == [
+        "core",
+        "core.aws",
+        "core.deploy",
+        "core.deploy.hooks",
+        "core.deploy.smoke",
+        "core.errors",
+    ]
 
 
 def test_sam_validate_lint_passes():
