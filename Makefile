@@ -50,9 +50,10 @@ run: $(VENV)/.installed $(SNAPSHOT) ## Serve the API on http://127.0.0.1:3000 (P
 invoke: $(VENV)/.installed $(SNAPSHOT) ## Run the Lambda handler in-process with EVENT=events/....json
 	@$(PY) scripts/invoke.py $(EVENT)
 
-lint: $(VENV)/.installed ## ruff check + ruff format --check
+lint: $(VENV)/.installed ## ruff check + ruff format --check + the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(VENV)/.installed ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
