@@ -1,7 +1,8 @@
 """AWS facts read in several places: S3 URIs, the error code behind a failure, the Lambda environment.
 
-A leaf module (standard library only): settings, stores, readiness, the canary controller and the
-hooks all use it, so nothing here may import the project.
+Below everything but ``core.errors`` (the cause chain): settings, stores, readiness, the canary
+controller and the CodeDeploy hooks all use it, so it imports nothing else of the project and nothing
+beyond the standard library (the hooks' artifact ships it beside ``core/deploy/``).
 
 Example:
     >>> split_s3("s3://bucket/path/to/key")

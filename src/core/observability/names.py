@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# Lambda sets this for every published version ("7") and for "$LATEST"; unset outside Lambda.
+# The metrics' version outside Lambda (core.aws.LAMBDA_FUNCTION_VERSION_ENV is "7" or "$LATEST" there).
 LOCAL_VERSION: Final = "local"
 
 # Dimension names. A request-level metric carries (service, version); a pipeline metric adds pipeline.
